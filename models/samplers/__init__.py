@@ -1,0 +1,1 @@
+"""Samplers: the reference torch loop and the fast paths, all on one protocol."""

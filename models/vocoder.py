@@ -1,0 +1,79 @@
+"""Log-mel frames -> 24 kHz 16-bit PCM with a trained WaveRNN and a sampler.
+
+The vocoder owns nothing but the glue: validated features go through the conditioning
+network once, then the sampler runs block by block over conditioning windows, with
+randomness from a seeded :class:`~models.samplers.base.UniformSource`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from models.config import VoiceConfig
+from models.features import validate_features
+from models.samplers.base import Sampler, SamplerState, UniformSource, conditioning_window
+from models.samplers.reference import ReferenceSampler
+from models.wavernn import WaveRNN
+from models.weights import extract_weights
+
+log = logging.getLogger(__name__)
+
+
+class Vocoder:
+    """Turns log-mel features into PCM with ``model``'s conditioning and a sampler.
+
+    Args:
+        model: the trained network (its conditioning network is used).
+        voice: the voice config the features must follow.
+        sampler: defaults to the reference sampler over the model's weights.
+    """
+
+    def __init__(self, model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None) -> None:
+        self.model = model.eval()
+        self.voice = voice
+        self.sampler: Sampler = sampler or ReferenceSampler(extract_weights(model))
+
+    @torch.no_grad()
+    def gate_frames(self, mel: np.ndarray) -> torch.Tensor:
+        """Validated mel (T, n_mels) -> gate conditioning (T, 3H)."""
+        feats = validate_features(mel, self.voice.features)
+        return self.model.gate_conditioning(torch.from_numpy(feats).unsqueeze(0))[0]
+
+    def stream(self, mel: np.ndarray, seed: int = 0, block_samples: int = 2400) -> Iterator[np.ndarray]:
+        """Yield int16 PCM blocks of at most ``block_samples`` until T * hop samples are out."""
+        if block_samples < 1:
+            raise ValueError(f"block_samples must be >= 1, got {block_samples}")
+        gates = self.gate_frames(mel)
+        hop = self.voice.features.hop_length
+        total = gates.shape[0] * hop
+        rng = UniformSource(seed)
+        state = SamplerState.initial(1, self.sampler.hidden_size)
+        pos = 0
+        while pos < total:
+            n = min(block_samples, total - pos)
+            window = conditioning_window(gates, pos, n, hop).unsqueeze(0)
+            pcm, state = self.sampler.generate(state, window, rng.draw(n).unsqueeze(0))
+            pos += n
+            yield pcm[0].numpy()
+
+    def vocode(
+        self,
+        mel: np.ndarray,
+        seed: int = 0,
+        block_samples: int = 2400,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Whole utterance: (T, n_mels) -> int16 (T * hop,). ``progress(done, total)`` per block."""
+        total = int(np.asarray(mel).shape[0]) * self.voice.features.hop_length if np.ndim(mel) == 2 else 0
+        out: list[np.ndarray] = []
+        done = 0
+        for block in self.stream(mel, seed, block_samples):
+            out.append(block)
+            done += block.shape[0]
+            if progress is not None:
+                progress(done, total)
+        return np.concatenate(out).astype(np.int16)

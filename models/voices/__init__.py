@@ -1,0 +1,97 @@
+"""Bundled voices: weights plus a voice card (JSON) in ``models/voices/<name>/``.
+
+A voice folder holds ``model.pt`` (a checkpoint, see :mod:`models.checkpoint`) and
+``card.json``. Until a trained default voice is shipped, ``default`` is a seeded,
+untrained WaveRNN-896 whose card says ``"trained": false``: it makes noise, not speech,
+but exercises every code path with the real model size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.checkpoint import load_checkpoint
+from models.config import VoiceConfig, config_to_dict
+from models.wavernn import WaveRNN
+
+log = logging.getLogger(__name__)
+
+VOICES_DIR = Path(__file__).resolve().parent
+DEFAULT_VOICE = "default"
+UNTRAINED_SEED = 0
+
+
+@dataclass
+class Voice:
+    """A loaded voice: network (eval mode), its config and its card."""
+
+    name: str
+    model: WaveRNN
+    config: VoiceConfig
+    card: dict[str, Any]
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.card.get("trained", False))
+
+
+def available_voices() -> list[str]:
+    """Names of the bundled voices (``default`` is always available)."""
+    names = {p.parent.name for p in VOICES_DIR.glob("*/model.pt")}
+    names.add(DEFAULT_VOICE)
+    return sorted(names)
+
+
+def untrained_voice(config: VoiceConfig | None = None, seed: int = UNTRAINED_SEED) -> Voice:
+    """A deterministic untrained voice (same seed, same weights), labelled untrained."""
+    config = config or VoiceConfig()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = WaveRNN(config.model).eval()
+    card = {
+        "name": DEFAULT_VOICE,
+        "trained": False,
+        "description": f"seeded untrained WaveRNN-{config.model.hidden_size} (seed {seed}); produces noise",
+        "features": config_to_dict(config.features),
+        "model": config_to_dict(config.model),
+        "parameters": model.num_parameters(),
+    }
+    return Voice(DEFAULT_VOICE, model, config, card)
+
+
+def load_voice(name_or_path: str = DEFAULT_VOICE) -> Voice:
+    """Load a bundled voice by name, or a checkpoint / voice folder by path.
+
+    Raises:
+        ValueError: unknown name or unreadable checkpoint, with the known names.
+    """
+    path = Path(name_or_path)
+    if path.suffix == ".pt" or path.is_dir():
+        folder = path if path.is_dir() else path.parent
+        ckpt = path / "model.pt" if path.is_dir() else path
+        return _load_folder(ckpt, folder / "card.json", name=folder.name if path.is_dir() else path.stem)
+    folder = VOICES_DIR / name_or_path
+    if (folder / "model.pt").is_file():
+        return _load_folder(folder / "model.pt", folder / "card.json", name=name_or_path)
+    if name_or_path == DEFAULT_VOICE:
+        log.warning("no trained default voice is bundled; using a seeded untrained model (noise)")
+        return untrained_voice()
+    raise ValueError(f"unknown voice {name_or_path!r}; bundled voices: {available_voices()}, "
+                     "or pass the path of a checkpoint (.pt) or voice folder")
+
+
+def _load_folder(ckpt: Path, card_path: Path, name: str) -> Voice:
+    model, config, meta = load_checkpoint(ckpt)
+    card: dict[str, Any] = {"name": name, "trained": bool(meta.get("trained", True))}
+    if card_path.is_file():
+        try:
+            card.update(json.loads(card_path.read_text()))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"voice card {card_path} is not valid JSON: {exc}") from exc
+    return Voice(str(card.get("name", name)), model, config, card)

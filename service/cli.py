@@ -1,0 +1,129 @@
+"""The ``wavernn-tts`` command line.
+
+Subcommands:
+    features IN.wav -o MEL.npy           log-mel features of a recording (any input rate)
+    vocode MEL.npy -o OUT.wav            features -> 24 kHz 16-bit mono wav
+    export -o DIR                        ONNX export of the conditioning network and the step cell
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("wavernn_tts")
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
+    from models.features import features_from_file
+    from models.voices import load_voice
+
+    voice = load_voice(args.voice)
+    mel = features_from_file(args.input, voice.config.features)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, mel)
+    print(f"wrote {out}: {mel.shape[0]} frames x {mel.shape[1]} mels "
+          f"({mel.shape[0] * voice.config.features.hop_length / voice.config.features.sample_rate:.2f} s)")
+    return 0
+
+
+def _load_npy(path: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"feature file {p} does not exist")
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{p} is not a readable .npy array ({exc}); create it with `wavernn-tts features`") from exc
+
+
+def _cmd_vocode(args: argparse.Namespace) -> int:
+    from models.audio import write_wav
+    from models.vocoder import Vocoder
+    from models.voices import load_voice
+
+    voice = load_voice(args.checkpoint or args.voice)
+    if not voice.trained:
+        log.warning("voice %r is untrained: the output is noise of the right length", voice.name)
+    mel = _load_npy(args.input)
+    vocoder = Vocoder(voice.model, voice.config)
+    t0 = time.perf_counter()
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] > 1.0 or done == total:
+            last[0] = now
+            rate = done / max(now - t0, 1e-9)
+            print(f"\r{done}/{total} samples ({100 * done / max(total, 1):.0f}%, {rate:,.0f} samples/s)",
+                  end="", file=sys.stderr, flush=True)
+
+    pcm = vocoder.vocode(mel, seed=args.seed, block_samples=args.block, progress=progress)
+    print(file=sys.stderr)
+    write_wav(args.output, pcm, voice.config.features.sample_rate)
+    secs = pcm.shape[0] / voice.config.features.sample_rate
+    print(f"wrote {args.output}: {pcm.shape[0]} samples ({secs:.2f} s at "
+          f"{voice.config.features.sample_rate} Hz), {time.perf_counter() - t0:.1f} s to generate")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from models.export import export_onnx
+    from models.voices import load_voice
+
+    voice = load_voice(args.checkpoint or args.voice)
+    paths = export_onnx(voice.model, args.output, check=not args.no_check)
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wavernn-tts", description="WaveRNN text-to-speech")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("features", help="log-mel features of a wav/flac recording")
+    p.add_argument("input", help="audio file (wav or flac, any rate; resampled to 24 kHz)")
+    p.add_argument("-o", "--output", required=True, help="output .npy (frames x n_mels, float32)")
+    p.add_argument("--voice", default="default", help="voice whose feature recipe to use")
+    p.set_defaults(func=_cmd_features)
+
+    p = sub.add_parser("vocode", help="log-mel features (.npy) -> 24 kHz wav")
+    p.add_argument("input", help=".npy of shape (frames, n_mels)")
+    p.add_argument("-o", "--output", required=True, help="output .wav")
+    p.add_argument("--checkpoint", help="checkpoint .pt (default: the bundled voice)")
+    p.add_argument("--voice", default="default", help="bundled voice name (when no --checkpoint)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same audio)")
+    p.add_argument("--block", type=int, default=2400, help="samples per sampler call")
+    p.set_defaults(func=_cmd_vocode)
+
+    p = sub.add_parser("export", help="ONNX export of the conditioning network and the step cell")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--checkpoint", help="checkpoint .pt (default: the bundled voice)")
+    p.add_argument("--voice", default="default")
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
+    p.set_defaults(func=_cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""`wavernn-tts features` then `wavernn-tts vocode` on a real 16 kHz recording."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from models.checkpoint import save_checkpoint
+from models.config import FeatureConfig, VoiceConfig, WaveRNNConfig
+from models.wavernn import WaveRNN
+
+REAL = Path(__file__).resolve().parents[3] / "shared" / "real-speech" / "vctk_autovc" / "p225" / "p225_003.wav"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def small_checkpoint(tmp_path: Path) -> Path:
+    """A small untrained voice with the default 24 kHz feature recipe (hop 300, 80 mels)."""
+    voice = VoiceConfig(features=FeatureConfig(), model=WaveRNNConfig(hidden_size=16, cond_channels=8, cond_layers=1))
+    torch.manual_seed(0)
+    path = tmp_path / "small.pt"
+    save_checkpoint(path, WaveRNN(voice.model), voice, meta={"trained": False})
+    return path
+
+
+def test_features_then_vocode_a_real_16khz_recording(tmp_path: Path, small_checkpoint: Path) -> None:
+    if not REAL.is_file():
+        pytest.skip(f"real speech not found at {REAL}")
+    src = tmp_path / "clip16k.wav"
+    audio, rate = sf.read(REAL, dtype="float32")
+    assert rate == 16_000
+    sf.write(src, audio[:16_000], rate, subtype="PCM_16")  # the first second keeps the test quick
+    mel_path, wav_path = tmp_path / "mel.npy", tmp_path / "out.wav"
+
+    res = _cli("features", str(src), "-o", str(mel_path))
+    assert res.returncode == 0, res.stderr
+    mel = np.load(mel_path)
+    n24 = 24_000  # ceil(16000 * 24000 / 16000)
+    assert mel.shape == (FeatureConfig().n_frames(n24), 80) and mel.dtype == np.float32
+
+    res = _cli("vocode", str(mel_path), "-o", str(wav_path), "--checkpoint", str(small_checkpoint), "--seed", "3")
+    assert res.returncode == 0, res.stderr
+    with wave.open(str(wav_path)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24_000, 1, 2)
+        assert w.getnframes() == mel.shape[0] * 300
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    assert pcm.std() > 0  # real samples, not a silent file
+
+    again = tmp_path / "again.wav"
+    assert _cli("vocode", str(mel_path), "-o", str(again), "--checkpoint", str(small_checkpoint), "--seed", "3").returncode == 0
+    assert again.read_bytes() == wav_path.read_bytes()  # same seed, same audio
+
+
+def test_vocode_rejects_bad_features_with_a_clear_message(tmp_path: Path, small_checkpoint: Path) -> None:
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((10, 40), np.float32))
+    res = _cli("vocode", str(bad), "-o", str(tmp_path / "o.wav"), "--checkpoint", str(small_checkpoint))
+    assert res.returncode == 2 and "80" in res.stderr and "error:" in res.stderr
+    res = _cli("vocode", str(tmp_path / "missing.npy"), "-o", str(tmp_path / "o.wav"))
+    assert res.returncode == 2 and "does not exist" in res.stderr
+    res = _cli("features", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "m.npy"))
+    assert res.returncode == 2 and "error:" in res.stderr
