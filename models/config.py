@@ -90,7 +90,10 @@ class FeatureConfig:
         _check(1 <= self.hop_length <= self.win_length, f"hop_length {self.hop_length} must be in 1..win_length")
         _check(1 <= self.n_mels <= 512, f"n_mels {self.n_mels} must be in 1..512")
         _check(0.0 <= self.fmin < self.fmax, f"fmin {self.fmin} must be >= 0 and below fmax {self.fmax}")
-        _check(self.fmax <= self.sample_rate / 2, f"fmax {self.fmax} must be at most sample_rate/2 = {self.sample_rate / 2}")
+        _check(
+            self.fmax <= self.sample_rate / 2,
+            f"fmax {self.fmax} must be at most sample_rate/2 = {self.sample_rate / 2}",
+        )
         _check(0.0 < self.log_floor < 1.0, f"log_floor {self.log_floor} must be in (0, 1)")
         _check(self.log_base in ("e", "10"), f"log_base {self.log_base!r} must be 'e' or '10'")
 

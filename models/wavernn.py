@@ -47,6 +47,9 @@ class ConditioningNetwork(nn.Module):
     ``cond_layers`` frames.
     """
 
+    input_mean: Tensor
+    input_std: Tensor
+
     def __init__(self, cfg: WaveRNNConfig) -> None:
         super().__init__()
         self.register_buffer("input_mean", torch.full((cfg.n_mels,), -5.0))
@@ -97,6 +100,8 @@ class WaveRNN(nn.Module):
     ``c_t`` column on the coarse rows of every gate and is applied on each forward.
     """
 
+    input_mask: Tensor
+
     def __init__(self, cfg: WaveRNNConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -134,8 +139,9 @@ class WaveRNN(nn.Module):
             with :func:`upsample_frames` to get the per-sample addition to ``I x``.
         """
         h = self.cfg.hidden_size
-        w_cond = self.rnn.weight_ih_l0[:, 3:]  # (3H, C), torch order (r, z, n)
-        g = self.cond_net(mel) @ w_cond.T + self.rnn.bias_ih_l0  # (B, T, 3H)
+        p = self.gru_params()
+        w_cond = p["weight_ih_l0"][:, 3:]  # (3H, C), torch order (r, z, n)
+        g = self.cond_net(mel) @ w_cond.T + p["bias_ih_l0"]  # (B, T, 3H)
         r, z, n = g.split(h, dim=-1)
         return torch.cat([z, r, n], dim=-1)
 
@@ -186,13 +192,17 @@ class WaveRNN(nn.Module):
         x = torch.stack([class_to_unit(c_prev), class_to_unit(f_prev), class_to_unit(coarse)], dim=-1)
         inp = torch.cat([x, cond], dim=-1)  # (B, N, 3 + C)
         hx = None if h0 is None else h0.unsqueeze(0).contiguous()  # (1, B, H)
-        params = dict(self.rnn.named_parameters())
+        params = self.gru_params()
         params["weight_ih_l0"] = params["weight_ih_l0"] * self.input_mask
         out, h_n = functional_call(self.rnn, params, (inp, hx))  # out (B, N, H)
         half = self.cfg.half
         logits_c = self.O2(F.relu(self.O1(out[..., :half])))
         logits_f = self.O4(F.relu(self.O3(out[..., half:])))
         return logits_c, logits_f, h_n.squeeze(0)
+
+    def gru_params(self) -> dict[str, Tensor]:
+        """The GRU's raw parameters by name (``weight_ih_l0`` unmasked), torch gate order."""
+        return dict(self.rnn.named_parameters())
 
     def num_parameters(self) -> int:
         """Total trainable parameters."""

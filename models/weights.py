@@ -96,15 +96,16 @@ def _to_paper_order(t: Tensor, h: int) -> Tensor:
 def extract_weights(model: WaveRNN) -> InferenceWeights:
     """Read a trained module into the sampler contract (float32, detached, on CPU)."""
     h = model.cfg.hidden_size
-    w_ih = (model.rnn.weight_ih_l0 * model.input_mask).float().cpu()  # (3H, 3 + C)
+    p = model.gru_params()
+    w_ih = (p["weight_ih_l0"] * model.input_mask).float().cpu()  # (3H, 3 + C)
 
     def cpu(t: Tensor) -> Tensor:
         return t.detach().float().cpu().contiguous()
 
     return InferenceWeights(
         hop_length=model.cfg.hop_length,
-        R=cpu(_to_paper_order(model.rnn.weight_hh_l0, h)),
-        R_bias=cpu(_to_paper_order(model.rnn.bias_hh_l0, h)),
+        R=cpu(_to_paper_order(p["weight_hh_l0"], h)),
+        R_bias=cpu(_to_paper_order(p["bias_hh_l0"], h)),
         I_prev=cpu(_to_paper_order(w_ih[:, :2], h)),
         I_coarse=cpu(_to_paper_order(w_ih[:, 2], h)),
         O1=cpu(model.O1.weight),

@@ -34,6 +34,19 @@ def _gru_half(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:
 class WaveRNNCell(nn.Module):
     """One sampling step for B streams (also the graph exported to ONNX)."""
 
+    R: Tensor
+    R_bias: Tensor
+    I_prev: Tensor
+    I_coarse: Tensor
+    O1: Tensor
+    O1_bias: Tensor
+    O2: Tensor
+    O2_bias: Tensor
+    O3: Tensor
+    O3_bias: Tensor
+    O4: Tensor
+    O4_bias: Tensor
+
     def __init__(self, weights: InferenceWeights) -> None:
         super().__init__()
         self.hidden_size = weights.hidden_size
@@ -95,7 +108,7 @@ class ReferenceSampler:
         With ``record_logits`` the step logits are kept in ``last_logits`` as two
         (B, n, 256) tensors, for parity tests.
         """
-        b, n = uniforms.shape[:2]
+        n = uniforms.shape[1]
         check_inputs(state, cond, uniforms, self.hidden_size, self.hop_length)
         hop = self.hop_length
         base = state.position % hop  # (B,) offset of the first sample inside frame 0

@@ -40,7 +40,9 @@ def test_expected_config_mismatch_is_refused(tmp_path: Path, tiny_model: WaveRNN
         load_checkpoint(path, expect=other)
 
 
-def test_weights_that_do_not_fit_the_config_are_refused(tmp_path: Path, tiny_model: WaveRNN, tiny_voice: VoiceConfig) -> None:
+def test_weights_that_do_not_fit_the_config_are_refused(
+    tmp_path: Path, tiny_model: WaveRNN, tiny_voice: VoiceConfig
+) -> None:
     path = tmp_path / "v.pt"
     save_checkpoint(path, tiny_model, tiny_voice)
     blob = torch.load(path, weights_only=True)

@@ -57,7 +57,8 @@ def test_features_then_vocode_a_real_16khz_recording(tmp_path: Path, small_check
     assert pcm.std() > 0  # real samples, not a silent file
 
     again = tmp_path / "again.wav"
-    assert _cli("vocode", str(mel_path), "-o", str(again), "--checkpoint", str(small_checkpoint), "--seed", "3").returncode == 0
+    res = _cli("vocode", str(mel_path), "-o", str(again), "--checkpoint", str(small_checkpoint), "--seed", "3")
+    assert res.returncode == 0, res.stderr
     assert again.read_bytes() == wav_path.read_bytes()  # same seed, same audio
 
 
