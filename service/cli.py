@@ -4,6 +4,7 @@ Subcommands:
     features IN.wav -o MEL.npy           log-mel features of a recording (any input rate)
     vocode MEL.npy -o OUT.wav            features -> 24 kHz 16-bit mono wav
     export -o DIR                        ONNX export of the conditioning network and the step cell
+    serve [--host H] [--port P]          the HTTP service (settings from TTS_* variables)
 """
 
 from __future__ import annotations
@@ -85,6 +86,28 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import math
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    try:
+        settings = Settings(**overrides)  # built once here; flags override TTS_* variables
+    except ValidationError as exc:
+        raise ValueError(f"invalid settings (TTS_* environment or flags):\n{exc}") from exc
+    if not args.verbose:
+        logging.getLogger().setLevel(settings.log_level.upper())
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s) or None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wavernn-tts", description="WaveRNN text-to-speech")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -111,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--voice", default="default")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("serve", help="run the HTTP service (settings from TTS_* environment variables)")
+    p.add_argument("--host", default=None, help="interface to bind (overrides TTS_HOST)")
+    p.add_argument("--port", type=int, default=None, help="port to listen on (overrides TTS_PORT)")
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 

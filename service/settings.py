@@ -43,8 +43,9 @@ class Settings(BaseSettings):
     workers: int = Field(
         1, ge=1, le=64, description="Device workers on CPU (on CUDA there is one worker per visible GPU)."
     )
-    sampler: Literal["auto", "reference"] = Field(
-        "auto", description="Sampler implementation; `auto` picks the fastest available (today: reference)."
+    sampler: Literal["auto", "reference", "cpu"] = Field(
+        "auto", description="Sampler: `reference` (torch loop, any device), `cpu` (compiled CPU sampler); "
+        "`auto` is the reference sampler for now."
     )
     torch_threads: int = Field(
         0, ge=0, le=256, description="torch intra-op threads for the whole process; 0 keeps torch's default."

@@ -15,6 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from models.config import FeatureConfig
+
 # -- errors ------------------------------------------------------------------------
 
 
@@ -86,15 +88,25 @@ class AudioStream(Protocol):
 
 @dataclass(frozen=True)
 class VoiceInfo:
-    """What clients may know about the served voice."""
+    """What clients may know about the served voice: its name, feature recipe and card."""
 
     name: str
     trained: bool
-    sample_rate: int
-    n_mels: int
-    hop_length: int
+    features: FeatureConfig
     hidden_size: int
     card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.features.sample_rate
+
+    @property
+    def n_mels(self) -> int:
+        return self.features.n_mels
+
+    @property
+    def hop_length(self) -> int:
+        return self.features.hop_length
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,88 @@
+"""Which devices get a worker, which sampler each runs, and the warm-up block.
+
+On CUDA there is one worker per visible GPU; on CPU ``workers`` workers share the cores.
+Samplers implement :class:`models.samplers.base.Sampler`: ``reference`` (the readable torch
+loop, any device) and ``cpu`` (the compiled CPU sampler, :mod:`models.samplers.cpu`, imported
+only when asked for). ``auto`` is the reference sampler for now; the fused GPU kernel will
+register here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from models.samplers.base import Sampler, SamplerState, UniformSource, conditioning_window
+from models.samplers.reference import ReferenceSampler
+from models.voices import Voice
+from models.weights import extract_weights
+
+SAMPLERS = ("auto", "reference", "cpu")
+
+
+def resolve_devices(device: str, workers: int) -> list[tuple[str, torch.device]]:
+    """(label, device) for each worker.
+
+    Args:
+        device: ``auto``, ``cpu`` or ``cuda``.
+        workers: number of CPU workers (ignored on CUDA: one per GPU).
+    Raises:
+        ValueError: ``cuda`` asked for but no GPU is visible.
+    """
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        n = torch.cuda.device_count()
+        if n == 0:
+            raise ValueError("TTS_DEVICE=cuda but no CUDA device is visible; use TTS_DEVICE=cpu or auto")
+        return [(f"cuda:{i}", torch.device("cuda", i)) for i in range(n)]
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    return [(f"cpu:{i}", torch.device("cpu")) for i in range(workers)]
+
+
+def sampler_factory(voice: Voice, kind: str = "auto", workers: int = 1) -> Callable[[torch.device], Sampler]:
+    """A function building a ``kind`` sampler over ``voice``'s weights on a given device.
+
+    Args:
+        voice: the served voice.
+        kind: ``auto``, ``reference`` or ``cpu``.
+        workers: how many workers will call samplers at once (the compiled CPU sampler then
+            runs each call on one core: its parallel layer does not allow concurrent calls).
+    """
+    if kind not in SAMPLERS:
+        raise ValueError(f"unknown sampler {kind!r}; known: {', '.join(SAMPLERS)}")
+    weights = extract_weights(voice.model)
+
+    def make(device: torch.device) -> Sampler:
+        if kind == "cpu":
+            if device.type != "cpu":
+                raise ValueError(f"TTS_SAMPLER=cpu runs on the CPU, not on {device}; use TTS_DEVICE=cpu")
+            from models.samplers.cpu import CpuSampler
+
+            return CpuSampler(weights, threads=1 if workers > 1 else None)
+        return ReferenceSampler(weights.to(device))
+
+    return make
+
+
+def warm_up_block(voice: Voice, n_samples: int) -> Callable[[Sampler, torch.device], None]:
+    """A warm-up: ``n_samples`` samples of near-silence through a fresh sampler, for one stream
+    and for two (compiled samplers build their batched path on first use)."""
+    hop = voice.config.features.hop_length
+    frames = n_samples // hop + 2
+    mel = torch.full((1, frames, voice.config.features.n_mels), -5.0)  # (1, T, n_mels)
+    with torch.no_grad():
+        gates = voice.model.gate_conditioning(mel)[0]  # (T, 3H)
+    window = conditioning_window(gates, 0, n_samples, hop)  # (F, 3H)
+
+    def warm(sampler: Sampler, device: torch.device) -> None:
+        for batch in (1, 2):
+            state = SamplerState.initial(batch, sampler.hidden_size, device)
+            uniforms = UniformSource(0).draw(batch * n_samples).view(batch, n_samples, 2).to(device)  # (B, n, 2)
+            cond = window.unsqueeze(0).expand(batch, -1, -1).contiguous().to(device)  # (B, F, 3H)
+            sampler.generate(state, cond, uniforms)
+
+    return warm

@@ -1,0 +1,237 @@
+"""One request inside the engine, and the async iterator its HTTP response reads.
+
+A :class:`Stream` is shared by three parties:
+
+- the event loop appends its gate conditioning (one chunk per sentence) and may cancel it;
+- one device worker thread owns its sampler state and position, reads conditioning windows
+  and pushes each generated PCM block;
+- the response reads those blocks through a :class:`StreamReader`.
+
+Blocks cross from the worker thread to the event loop with ``loop.call_soon_threadsafe`` into
+an ``asyncio.Queue``, so the worker never blocks on a slow client and the loop never blocks on
+the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.samplers.base import SamplerState, UniformSource, conditioning_window, window_frames
+from service.engine.protocol import DeadlineExceededError
+
+_END = object()  # end-of-stream marker on the output queue
+_ids = itertools.count(1)
+
+
+class Stream:
+    """Engine-side state of one utterance.
+
+    Args:
+        seed: seed of the stream's :class:`UniformSource`.
+        hop: samples per conditioning frame.
+        deadline: ``time.monotonic()`` after which the stream is dropped.
+        loop: the event loop its reader runs on.
+    """
+
+    def __init__(self, seed: int, hop: int, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
+        self.id = next(_ids)
+        self.seed = seed
+        self.hop = hop
+        self.deadline = deadline
+        self.submitted_at = time.monotonic()
+        self.source = UniformSource(seed)
+        # worker-thread state
+        self.state: SamplerState | None = None
+        self.position = 0
+        self.wake: Callable[[], None] = _noop
+        # shared state, guarded by _lock
+        self._lock = threading.Lock()
+        self._gates: Tensor | None = None  # (T, 3H) float32 on CPU
+        self._final = False
+        self._closed = False  # a terminal item (end or error) was queued
+        self._cancelled = False
+        # output side
+        self._loop = loop
+        self.output: asyncio.Queue[Any] = asyncio.Queue()
+        self.on_cancel: Callable[[Stream], None] = _noop_stream
+        self.on_release: Callable[[], None] = _noop  # called once, at the first of end/fail/cancel
+        self._released = False
+
+    # -- input (event loop) ----------------------------------------------------------
+    def append(self, gates: Tensor, final: bool) -> None:
+        """Add frames (T_k, 3H) of gate conditioning; ``final`` marks the last chunk."""
+        with self._lock:
+            self._gates = gates if self._gates is None else torch.cat([self._gates, gates])  # (T, 3H)
+            self._final = self._final or final
+        self.wake()
+
+    def finish_input(self) -> None:
+        """No more chunks will come."""
+        with self._lock:
+            self._final = True
+        self.wake()
+
+    @property
+    def frames(self) -> int:
+        """Frames of conditioning received so far."""
+        with self._lock:
+            return 0 if self._gates is None else int(self._gates.shape[0])
+
+    @property
+    def total_samples(self) -> int | None:
+        """Samples of the whole utterance, once its input is final (else None)."""
+        with self._lock:
+            if not self._final:
+                return None
+            return 0 if self._gates is None else int(self._gates.shape[0]) * self.hop
+
+    # -- worker thread ---------------------------------------------------------------
+    @property
+    def live(self) -> bool:
+        """Neither cancelled nor ended: the worker should keep it in its batch."""
+        return not (self._cancelled or self._closed)
+
+    def ready(self, n: int) -> bool:
+        """Whether the next block of ``n`` samples can be generated now.
+
+        A stream whose input is final is ready until its last sample; otherwise the frames
+        the block reads (including the next frame for interpolation) must have arrived, so
+        the audio does not depend on when later sentences arrive.
+        """
+        with self._lock:
+            t = 0 if self._gates is None else int(self._gates.shape[0])
+            if self._final:
+                return self.position < t * self.hop
+            return t >= window_frames(self.position, n, self.hop)[1]
+
+    def window(self, n: int) -> Tensor:
+        """(F, 3H) conditioning the next block of ``n`` samples reads."""
+        with self._lock:
+            assert self._gates is not None  # ready() was checked
+            return conditioning_window(self._gates, self.position, n, self.hop)
+
+    def samples_left(self, n: int) -> int:
+        """How many of the next ``n`` generated samples belong to the utterance."""
+        total = self.total_samples
+        return n if total is None else max(0, min(n, total - self.position))
+
+    def expired(self, now: float) -> bool:
+        return now > self.deadline
+
+    # -- output (any thread) ---------------------------------------------------------
+    def _put(self, item: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening any more
+            self._loop.call_soon_threadsafe(self.output.put_nowait, item)
+
+    def deliver(self, pcm: np.ndarray) -> None:
+        """Queue one int16 PCM block (n,) for the reader."""
+        if not self._closed:
+            self._put(pcm)
+
+    def end(self) -> None:
+        """Queue the end of the stream (after every block)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._put(_END)
+        self._release()
+        self.wake()
+
+    def fail(self, error: BaseException) -> None:
+        """End the stream with ``error`` (raised by the reader after the blocks before it)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._put(error)
+        self._release()
+        self.wake()
+
+    def cancel(self) -> None:
+        """The reader is gone: drop the stream at the next block boundary."""
+        with self._lock:
+            if self._cancelled:
+                return
+            self._cancelled = True
+        self.on_cancel(self)
+        self._release()
+        self.wake()
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        self.on_release()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+
+class StreamReader:
+    """The :class:`~service.engine.protocol.AudioStream` of one :class:`Stream`.
+
+    Yields int16 PCM blocks (n,); raises the stream's error, or
+    :class:`DeadlineExceededError` when nothing ends the stream before its deadline.
+    """
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+        self.seed = stream.seed
+        self._done = False
+
+    def __aiter__(self) -> StreamReader:
+        return self
+
+    async def __anext__(self) -> np.ndarray:
+        if self._done:
+            raise StopAsyncIteration
+        s = self._stream
+        try:
+            async with asyncio.timeout(max(0.0, s.deadline - time.monotonic())):
+                item = await s.output.get()
+        except TimeoutError:
+            self._done = True
+            s.cancel()
+            raise DeadlineExceededError("request deadline exceeded before the audio was complete") from None
+        if item is _END:
+            self._done = True
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        return item
+
+    def cancel(self) -> None:
+        """Leave the batch at the next block boundary; iteration stops."""
+        self._done = True
+        self._stream.cancel()
+
+    async def aclose(self) -> None:
+        if not self._done:
+            self.cancel()
+
+    @property
+    def finished(self) -> bool:
+        return self._done
+
+
+def _noop() -> None:
+    pass
+
+
+def _noop_stream(_: Stream) -> None:
+    pass
+

@@ -1,0 +1,238 @@
+"""The engine in-process: continuous batching, deadlines, cancellation, worker restarts, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import pytest
+import torch
+
+from models.config import VoiceConfig
+from models.samplers.base import Sampler, SamplerState
+from models.samplers.reference import ReferenceSampler
+from models.vocoder import Vocoder
+from models.voices import Voice, untrained_voice
+from models.weights import extract_weights
+from service.engine import (
+    DeadlineExceededError,
+    Engine,
+    EngineConfig,
+    EngineNotReadyError,
+    QueueFullError,
+    SynthesisRequest,
+    WorkerFailedError,
+)
+from service.engine.protocol import AudioStream, NullObserver
+from tests.service.tts_server import tiny_mel
+
+T = TypeVar("T")
+BLOCK = 120
+
+
+@pytest.fixture(scope="module")
+def voice() -> Voice:
+    return untrained_voice(VoiceConfig.tiny(), seed=0)
+
+
+class Recorder(NullObserver):
+    """Keeps the batch sizes and worker events the engine reports."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.restarts: list[str] = []
+        self.active: list[int] = []
+
+    def batch(self, size: int) -> None:
+        self.batches.append(size)
+
+    def worker_restarted(self, worker: str) -> None:
+        self.restarts.append(worker)
+
+    def active_streams(self, count: int) -> None:
+        self.active.append(count)
+
+
+def run_engine(voice: Voice, body: Callable[[Engine], Awaitable[T]], observer: Recorder | None = None,
+               make_sampler: Any = None, **config: Any) -> T:
+    """Start an engine over ``voice``, run ``body(engine)``, shut the engine down."""
+
+    async def main() -> T:
+        cfg = EngineConfig(**{"block_samples": BLOCK, "max_batch": 8, **config})
+        engine = Engine(cfg, lambda: voice, observer=observer, make_sampler=make_sampler)
+        assert not engine.is_ready()
+        await engine.start()
+        assert await engine.wait_ready(10)
+        try:
+            return await body(engine)
+        finally:
+            await engine.shutdown(drain_timeout_s=0)
+
+    return asyncio.run(main())
+
+
+async def collect(stream: AudioStream) -> np.ndarray:
+    return np.concatenate([b async for b in stream])
+
+
+def solo(voice: Voice, mel: np.ndarray, seed: int) -> np.ndarray:
+    return Vocoder(voice.model, voice.config).vocode(mel, seed=seed, block_samples=BLOCK)
+
+
+def test_batched_streams_equal_the_single_stream_vocoder(voice: Voice) -> None:
+    mels = [tiny_mel(8 + 3 * i, seed=i) for i in range(6)]  # different lengths: streams leave at different blocks
+    rec = Recorder()
+
+    async def body(engine: Engine) -> list[np.ndarray]:
+        streams = [await engine.submit(SynthesisRequest(m, seed=i)) for i, m in enumerate(mels)]
+        return list(await asyncio.gather(*(collect(s) for s in streams)))
+
+    outs = run_engine(voice, body, observer=rec)
+    assert max(rec.batches) > 1
+    for i, (mel, out) in enumerate(zip(mels, outs, strict=True)):
+        np.testing.assert_array_equal(out, solo(voice, mel, seed=i), err_msg=f"stream {i}")
+
+
+def test_chunked_input_does_not_depend_on_when_chunks_arrive(voice: Voice) -> None:
+    chunks = [tiny_mel(5, seed=1), tiny_mel(9, seed=2), tiny_mel(4, seed=3)]
+
+    async def source(delay: float) -> AsyncIterator[np.ndarray]:
+        for c in chunks:
+            yield c
+            await asyncio.sleep(delay)
+
+    async def body(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
+        slow = await engine.submit(SynthesisRequest(source(0.15), seed=4))
+        fast = await engine.submit(SynthesisRequest(source(0.0), seed=4))
+        return await collect(slow), await collect(fast)
+
+    slow, fast = run_engine(voice, body)
+    assert slow.shape == (18 * 30,)
+    np.testing.assert_array_equal(slow, fast)
+
+
+class FailingOnce:
+    """Sampler factory whose first sampler raises on its second block (after the warm-up)."""
+
+    def __init__(self, voice: Voice) -> None:
+        self.weights = extract_weights(voice.model)
+        self.built = 0
+
+    def __call__(self, device: torch.device) -> Sampler:
+        self.built += 1
+        inner = ReferenceSampler(self.weights)
+        if self.built > 1:
+            return inner
+        calls = [0]
+
+        class Broken:
+            hidden_size, hop_length = inner.hidden_size, inner.hop_length
+
+            def generate(self, state: SamplerState, cond: torch.Tensor, u: torch.Tensor) -> Any:
+                calls[0] += 1
+                if calls[0] >= 3:
+                    raise RuntimeError("simulated device fault")
+                return inner.generate(state, cond, u)
+
+        return Broken()
+
+
+def test_a_failing_worker_fails_its_streams_and_restarts(voice: Voice) -> None:
+    factory = FailingOnce(voice)
+    rec = Recorder()
+    mel = tiny_mel(20, seed=5)
+
+    async def body(engine: Engine) -> np.ndarray:
+        doomed = await engine.submit(SynthesisRequest(mel, seed=1))
+        with pytest.raises(WorkerFailedError, match="simulated device fault"):
+            await collect(doomed)
+        assert await engine.wait_ready(10)  # restarted
+        assert engine.stats().workers[0].restarts == 1
+        return await collect(await engine.submit(SynthesisRequest(mel, seed=1)))
+
+    out = run_engine(voice, body, observer=rec, make_sampler=lambda v: factory)
+    assert rec.restarts == ["cpu:0"] and factory.built == 2
+    np.testing.assert_array_equal(out, solo(voice, mel, seed=1))
+
+
+def test_a_request_past_its_deadline_is_cut_short_and_leaves_the_batch(voice: Voice) -> None:
+    async def body(engine: Engine) -> tuple[int, int]:
+        stream = await engine.submit(SynthesisRequest(tiny_mel(3000), seed=0))
+        got = 0
+        with pytest.raises(DeadlineExceededError):
+            async for block in stream:
+                got += block.shape[0]
+        for _ in range(100):
+            if engine.stats().active_streams == 0:
+                break
+            await asyncio.sleep(0.02)
+        return got, engine.stats().active_streams
+
+    got, active = run_engine(voice, body, request_timeout_s=0.3)
+    assert 0 < got < 3000 * 30 and active == 0
+
+
+def test_a_cancelled_stream_leaves_within_a_block(voice: Voice) -> None:
+    rec = Recorder()
+
+    async def body(engine: Engine) -> int:
+        stream = await engine.submit(SynthesisRequest(tiny_mel(3000), seed=0))
+        await stream.__anext__()
+        n = len(rec.batches)
+        stream.cancel()
+        for _ in range(200):
+            if engine.stats().active_streams == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert engine.stats().active_streams == 0
+        return len(rec.batches) - n
+
+    blocks_after_cancel = run_engine(voice, body, observer=rec)
+    assert blocks_after_cancel <= 2 and rec.active[-1] == 0
+
+
+def test_admission_is_bounded(voice: Voice) -> None:
+    async def body(engine: Engine) -> None:
+        first = await engine.submit(SynthesisRequest(tiny_mel(40), seed=0))
+        second = await engine.submit(SynthesisRequest(tiny_mel(4), seed=1))  # the one waiting place
+        with pytest.raises(QueueFullError):
+            await engine.submit(SynthesisRequest(tiny_mel(4), seed=2))
+        assert (await collect(second)).shape == (120,)
+        assert (await collect(first)).shape == (1200,)
+
+    run_engine(voice, body, max_batch=1, queue_size=1)
+
+
+def test_invalid_features_are_refused_before_admission(voice: Voice) -> None:
+    async def body(engine: Engine) -> None:
+        with pytest.raises(ValueError, match="n_mels=8"):
+            await engine.submit(SynthesisRequest(np.zeros((4, 5), np.float32), seed=0))
+        with pytest.raises(ValueError, match="TTS_MAX_AUDIO_S"):
+            await engine.submit(SynthesisRequest(tiny_mel(100), seed=0, max_samples=1000))
+        assert engine.stats().queue_depth == 0 and engine.stats().active_streams == 0
+
+    run_engine(voice, body)
+
+
+def test_shutdown_drains_streams_in_flight_then_refuses(voice: Voice) -> None:
+    mel = tiny_mel(40, seed=9)
+
+    async def main() -> np.ndarray:
+        engine = Engine(EngineConfig(block_samples=BLOCK), lambda: voice)
+        with pytest.raises(EngineNotReadyError):
+            await engine.submit(SynthesisRequest(mel, seed=0))  # not started
+        await engine.start()
+        await engine.wait_ready(10)
+        stream = await engine.submit(SynthesisRequest(mel, seed=3))
+        reading = asyncio.create_task(collect(stream))
+        await engine.shutdown(drain_timeout_s=30)
+        assert not engine.is_ready()
+        with pytest.raises(EngineNotReadyError):
+            await engine.submit(SynthesisRequest(mel, seed=0))
+        assert not [t for t in threading.enumerate() if t.name.startswith("tts-worker")]
+        return await reading
+
+    np.testing.assert_array_equal(asyncio.run(main()), solo(voice, mel, seed=3))
