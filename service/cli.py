@@ -5,6 +5,9 @@ Subcommands:
     vocode MEL.npy -o OUT.wav            features -> 24 kHz 16-bit mono wav
     export -o DIR                        ONNX export of the conditioning network and the step cell
     serve [--host H] [--port P]          the HTTP service (settings from TTS_* variables)
+    say "TEXT" -o OUT.wav                text -> Festival frontend -> log-mel -> WaveRNN -> wav
+    train --config C --data D --out RUN  train a voice (see docs/training.md)
+    eval --checkpoint CKPT --data D      held-out negative log-likelihood (bits per sample)
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from models.voices import Voice
 
 log = logging.getLogger("wavernn_tts")
 
@@ -46,14 +53,20 @@ def _load_npy(path: str) -> np.ndarray:
 
 
 def _cmd_vocode(args: argparse.Namespace) -> int:
-    from models.audio import write_wav
-    from models.vocoder import Vocoder
     from models.voices import load_voice
 
     voice = load_voice(args.checkpoint or args.voice)
+    _vocode_to_wav(voice, _load_npy(args.input), args)
+    return 0
+
+
+def _vocode_to_wav(voice: Voice, mel: np.ndarray, args: argparse.Namespace) -> None:
+    """Vocode ``mel`` with ``voice`` into ``args.output``, with progress on stderr."""
+    from models.audio import write_wav
+    from models.vocoder import Vocoder
+
     if not voice.trained:
         log.warning("voice %r is untrained: the output is noise of the right length", voice.name)
-    mel = _load_npy(args.input)
     vocoder = Vocoder(voice.model, voice.config)
     t0 = time.perf_counter()
     last = [0.0]
@@ -72,7 +85,40 @@ def _cmd_vocode(args: argparse.Namespace) -> int:
     secs = pcm.shape[0] / voice.config.features.sample_rate
     print(f"wrote {args.output}: {pcm.shape[0]} samples ({secs:.2f} s at "
           f"{voice.config.features.sample_rate} Hz), {time.perf_counter() - t0:.1f} s to generate")
+
+
+def _cmd_say(args: argparse.Namespace) -> int:
+    from models.frontend import FestivalFrontend, FrontendUnavailable, features_for
+    from models.voices import load_voice
+
+    voice = load_voice(args.checkpoint or args.voice)
+    frontend = FestivalFrontend()
+    if not frontend.available():
+        raise ValueError("the text frontend needs Festival: apt-get install festival festvox-us-slt-hts "
+                         "(or `make install-system`)")
+    try:
+        mels = [features_for(frontend.render_text(s, speed=args.speed), voice.config.features)
+                for s in frontend.split_sentences(args.text)]
+    except FrontendUnavailable as exc:
+        raise ValueError(str(exc)) from exc
+    finally:
+        frontend.close()
+    if not mels:
+        raise ValueError("the text holds nothing to say")
+    _vocode_to_wav(voice, np.concatenate(mels), args)
     return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from models import train
+
+    return train.run(args)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from models import evaluate
+
+    return evaluate.run(args)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -134,6 +180,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--voice", default="default")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("say", help="text -> 24 kHz wav through the Festival frontend and the voice")
+    p.add_argument("text", help="text to speak (split into sentences)")
+    p.add_argument("-o", "--output", required=True, help="output .wav")
+    p.add_argument("--checkpoint", help="checkpoint .pt (default: the bundled voice)")
+    p.add_argument("--voice", default="default", help="bundled voice name (when no --checkpoint)")
+    p.add_argument("--speed", type=float, default=1.0, help="speaking rate, 0.25..4")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same audio)")
+    p.add_argument("--block", type=int, default=2400, help="samples per sampler call")
+    p.set_defaults(func=_cmd_say)
+
+    from models import evaluate, train
+
+    p = sub.add_parser("train", help="train a voice (docs/training.md)")
+    train.add_arguments(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on held-out data")
+    evaluate.add_arguments(p)
+    p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("serve", help="run the HTTP service (settings from TTS_* environment variables)")
     p.add_argument("--host", default=None, help="interface to bind (overrides TTS_HOST)")
