@@ -7,7 +7,7 @@ Three stages:
    (``metadata.csv`` + ``wavs/``), :func:`synthetic_corpus` (sentences rendered by the Festival
    frontend). Files may be at any rate.
 2. :func:`prepare` reads each file once, resamples it to 24 kHz, and caches its int16 PCM and
-   log-mel frames (``utt/NNNNNN.npz``) with a ``manifest.json`` holding the feature config, a
+   log-mel frames (``utt/<hash>.npz``) with a ``manifest.json`` holding the feature config, a
    deterministic train/validation split and the files it skipped. Unreadable files fail at
    preparation (a ``ValueError`` naming the file), or are skipped and counted, never midway
    through training. Re-preparing reuses the entries whose source file is unchanged.
@@ -209,7 +209,7 @@ def prepare(
     Args:
         corpus: the utterances (ids must be unique).
         feature_cfg: the voice's feature recipe (its ``sample_rate`` is the PCM rate).
-        out_dir: cache folder; ``manifest.json`` and ``utt/NNNNNN.npz`` (``pcm`` (n,) int16,
+        out_dir: cache folder; ``manifest.json`` and ``utt/<hash of source>.npz`` (``pcm`` (n,) int16,
             ``mel`` (T, n_mels) float32) are written there.
         valid_fraction, valid_count, seed: the held-out split, see :func:`split_indices`.
         skip_bad: skip (with a warning, counted in the report) files that are missing or
@@ -250,7 +250,8 @@ def prepare(
                 entry = {**old_entry, "id": utt.id, "text": utt.text}
                 reused += 1
             else:
-                entry = {**key, "id": utt.id, "text": utt.text, **_write_utterance(utt, feature_cfg, out, len(entries))}
+                written = _write_utterance(utt, feature_cfg, out, key["source"])
+                entry = {**key, "id": utt.id, "text": utt.text, **written}
         except ValueError as exc:
             if not skip_bad:
                 raise ValueError(f"{exc} (utterance {utt.id!r}); fix or remove the file, or skip bad files "
@@ -281,11 +282,11 @@ def prepare(
     return PrepareReport(out, len(entries) - n_valid, n_valid, reused, skipped)
 
 
-def _write_utterance(utt: Utterance, cfg: FeatureConfig, out: Path, index: int) -> dict[str, Any]:
+def _write_utterance(utt: Utterance, cfg: FeatureConfig, out: Path, source: str) -> dict[str, Any]:
     audio = load_audio(utt.path, cfg.sample_rate)  # (n,) float32 at 24 kHz
     pcm = float_to_pcm(audio)
     mel = log_mel(np.clip(audio, -1.0, 1.0), cfg)  # (T, n_mels)
-    name = f"utt/{index:06d}.npz"
+    name = f"utt/{hashlib.sha1(source.encode()).hexdigest()[:16]}.npz"  # stable per source file
     tmp = out / (name + ".tmp")
     with open(tmp, "wb") as f:
         np.savez(f, pcm=pcm, mel=mel)
@@ -499,17 +500,23 @@ _WORDS: dict[str, tuple[str, ...]] = {
 _TEMPLATES = (
     "The {adj} {noun} is {prep} the {noun}.",
     "{name} {verb} the {adj} {noun} {time}.",
-    "Did {name} really see {num} {noun}s in {place}?",
+    "Did {name} really see {num} {nouns} in {place}?",
     "We {verb} a {adj} {noun} {prep} the {noun} {time}.",
     "Please take the {noun} to {place} before {num} o'clock.",
     "{time}, {name} and {name} {verb} the {noun} {prep} {place}.",
     "Why is the {noun} so {adj} today?",
-    "There were {num} {adj} {noun}s waiting {prep} the {noun}.",
+    "There were {num} {adj} {nouns} waiting {prep} the {noun}.",
     "I think the {noun} in {place} is {adj}, but the {noun} is {adj}.",
     "{name} said that the {adj} {noun} had been {verb} {time}.",
-    "How many {noun}s did you count {prep} the {noun}?",
+    "How many {nouns} did you count {prep} the {noun}?",
     "After the {noun} {verb} the {noun}, everyone went to {place}.",
 )
+
+
+def _plural(noun: str) -> str:
+    if noun.endswith("y") and noun[-2] not in "aeiou":
+        return noun[:-1] + "ies"
+    return noun + ("es" if noun.endswith(("s", "sh", "ch", "x")) else "s")
 
 
 def synthetic_sentences(n: int, seed: int) -> list[str]:
@@ -522,8 +529,9 @@ def synthetic_sentences(n: int, seed: int) -> list[str]:
         text = parts[0]
         for part in parts[1:]:
             key, rest = part.split("}", 1)
-            words = _WORDS[key]
-            text += words[int(rng.integers(len(words)))] + rest
+            words = _WORDS[key.removesuffix("s") if key == "nouns" else key]
+            word = words[int(rng.integers(len(words)))]
+            text += (_plural(word) if key == "nouns" else word) + rest
         out.append(text[0].upper() + text[1:])
     return out
 
@@ -535,19 +543,22 @@ def synthetic_corpus(
     *,
     frontend: Any = None,
     speed_range: tuple[float, float] = (0.85, 1.2),
+    pitch_range: tuple[float, float] = (0.85, 1.2),
 ) -> list[Utterance]:
     """Render ``n_utterances`` seeded sentences with the Festival frontend into ``out_dir``.
 
     Each utterance ``syn_NNNNN`` is a 24 kHz 16-bit wav plus a json beside it holding the text,
-    the speed, and the frontend's segments (phoneme, start_s, end_s, f0_hz). Speed is drawn
-    uniformly from ``speed_range``. The frontend's ``render_text(text, speed)`` takes no pitch
-    argument, so pitch varies only as Festival's intonation model varies it per sentence.
-    Files whose json already records the same text and speed are reused.
+    speed, pitch factor and the rendered segments (phoneme, start_s, end_s, f0_hz). Speed and
+    pitch factor are drawn uniformly from their ranges. Pitch is varied by rendering the text,
+    then rendering its phones again with the same durations and every voiced phone's F0 times
+    the factor (``render_phonemes`` pitch targets); if that fails the text rendering is kept
+    with pitch factor 1. Files whose json already records the same text, speed and pitch are
+    reused.
 
     Args:
         out_dir: destination folder (generated data; never committed).
         n_utterances: how many sentences.
-        seed: selects sentences and speeds.
+        seed: selects sentences, speeds and pitch factors.
         frontend: a ``models.frontend.FestivalFrontend`` (built here if None).
     Raises:
         ValueError: ``n_utterances < 1`` or the frontend (Festival) is not available.
@@ -558,10 +569,15 @@ def synthetic_corpus(
         raise ValueError(f"n_utterances {n_utterances} must be >= 1")
     if frontend is None:
         try:
-            from models.frontend import FestivalFrontend
+            from models.frontend import FestivalFrontend  # type: ignore[attr-defined,unused-ignore]
         except ImportError as exc:
             raise ValueError(f"the text frontend (models.frontend) cannot be imported: {exc}") from exc
         frontend = FestivalFrontend()
+        try:
+            return synthetic_corpus(out_dir, n_utterances, seed, frontend=frontend, speed_range=speed_range,
+                                    pitch_range=pitch_range)
+        finally:
+            frontend.close()
     if not frontend.available():
         raise ValueError("Festival is not available for the synthetic corpus; install it with "
                          "`make install-system` (Debian packages festival, festvox-us-slt-hts)")
@@ -569,13 +585,20 @@ def synthetic_corpus(
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed + 1)
     speeds = rng.uniform(speed_range[0], speed_range[1], size=n_utterances)
+    pitches = rng.uniform(pitch_range[0], pitch_range[1], size=n_utterances)
     items: list[Utterance] = []
     for i, text in enumerate(synthetic_sentences(n_utterances, seed)):
-        speed = round(float(speeds[i]), 3)
         wav, meta = out / f"syn_{i:05d}.wav", out / f"syn_{i:05d}.json"
-        record: dict[str, Any] = {"text": text, "speed": speed, "seed": seed}
+        record: dict[str, Any] = {"text": text, "speed": round(float(speeds[i]), 3),
+                                  "pitch": round(float(pitches[i]), 3), "seed": seed}
         if not (wav.is_file() and meta.is_file() and _same_record(meta, record)):
-            rendering = frontend.render_text(text, speed)
+            rendering = frontend.render_text(text, record["speed"])
+            try:
+                rendering = _repitch(frontend, rendering, record["pitch"])
+                record["pitch_applied"] = record["pitch"]
+            except (ValueError, RuntimeError, ImportError, AttributeError) as exc:  # FrontendFailed is a RuntimeError
+                log.warning("pitch variation failed for %r (%s); keeping the natural pitch", text, exc)
+                record["pitch_applied"] = 1.0
             write_wav(wav, float_to_pcm(np.asarray(rendering.audio, dtype=np.float32)))
             record["segments"] = [_as_dict(s) for s in rendering.segments]
             tmp = meta.with_suffix(".json.tmp")
@@ -583,6 +606,16 @@ def synthetic_corpus(
             tmp.replace(meta)
         items.append(Utterance(wav.stem, wav, text))
     return items
+
+
+def _repitch(frontend: Any, rendering: Any, factor: float) -> Any:
+    """Render ``rendering``'s phones again with their durations and F0 scaled by ``factor``."""
+    from models.frontend.base import MAX_PITCH_HZ, MIN_PITCH_HZ, PhonemeSpec
+
+    phones = [PhonemeSpec(s.phoneme, duration_ms=min(max((s.end_s - s.start_s) * 1000.0, 10.0), 2000.0),
+                          pitch_hz=None if s.f0_hz is None else min(max(s.f0_hz * factor, MIN_PITCH_HZ), MAX_PITCH_HZ))
+              for s in rendering.segments]
+    return frontend.render_phonemes(phones, 1.0)
 
 
 def _same_record(meta: Path, record: dict[str, Any]) -> bool:

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     )
     sampler: Literal["auto", "reference", "cpu"] = Field(
         "auto", description="Sampler: `reference` (torch loop, any device), `cpu` (compiled CPU sampler); "
-        "`auto` is the reference sampler for now."
+        "`auto` is the compiled CPU sampler on CPU and the reference sampler on CUDA (until the fused GPU "
+        "kernel lands)."
     )
     torch_threads: int = Field(
         0, ge=0, le=256, description="torch intra-op threads for the whole process; 0 keeps torch's default."

@@ -3,8 +3,8 @@
 On CUDA there is one worker per visible GPU; on CPU ``workers`` workers share the cores.
 Samplers implement :class:`models.samplers.base.Sampler`: ``reference`` (the readable torch
 loop, any device) and ``cpu`` (the compiled CPU sampler, :mod:`models.samplers.cpu`, imported
-only when asked for). ``auto`` is the reference sampler for now; the fused GPU kernel will
-register here too.
+only when used). ``auto`` is the compiled CPU sampler on CPU and the reference sampler on
+CUDA; the fused GPU kernel will take CUDA's place here.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def sampler_factory(voice: Voice, kind: str = "auto", workers: int = 1) -> Calla
     weights = extract_weights(voice.model)
 
     def make(device: torch.device) -> Sampler:
-        if kind == "cpu":
+        if kind == "cpu" or (kind == "auto" and device.type == "cpu"):
             if device.type != "cpu":
                 raise ValueError(f"TTS_SAMPLER=cpu runs on the CPU, not on {device}; use TTS_DEVICE=cpu")
             from models.samplers.cpu import CpuSampler

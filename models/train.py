@@ -1,0 +1,489 @@
+"""Teacher-forced training of a WaveRNN voice, with exact resume.
+
+Each step draws ``batch_size`` random segments of ``seq_frames`` frames (see
+:class:`models.data.SegmentDataset`) from a seeded ``torch.Generator``, runs them through
+:meth:`WaveRNN.forward_conditioned` and minimises ``CE(coarse) + CE(fine)`` (nats per sample)
+with Adam, a warmup + cosine/step learning-rate schedule (a pure function of the step) and
+gradient-norm clipping. At step 0 the conditioning network's input normalisation is set from
+the training data's per-band log-mel mean and deviation.
+
+A run folder holds ``config.json``, ``metrics.jsonl`` (one JSON object per log or validation
+record), ``curves.png`` (when matplotlib is installed) and ``checkpoints/step_NNNNNNNN.pt``.
+Each checkpoint carries the optimizer, the step, the batch generator and the torch/numpy/python
+RNG states, so ``N`` steps + resume + ``N`` steps gives bit-for-bit the weights of ``2N`` steps
+on CPU.
+
+``wavernn-tts train --config C.json --data SPEC... --out RUN_DIR [--resume auto]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import random
+import sys
+import time
+import tomllib
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+
+from models.checkpoint import read_checkpoint, save_checkpoint
+from models.config import VoiceConfig, config_from_dict, config_to_dict
+from models.data import SegmentDataset, UtteranceData, conditioned_batch, load_prepared, resolve_data
+from models.evaluate import class_nll, heldout_nll
+from models.wavernn import WaveRNN
+
+log = logging.getLogger(__name__)
+
+SCHEDULES = ("cosine", "step", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the ``"train"`` section of a run config); every field is validated."""
+
+    steps: int = 300_000
+    """Optimizer steps in the whole run (the schedule's horizon)."""
+    batch_size: int = 32
+    """Segments per step."""
+    seq_frames: int = 8
+    """Frames per training segment (``seq_frames * hop`` samples, 2400 at hop 300)."""
+    lr: float = 4e-4
+    """Peak Adam learning rate."""
+    schedule: str = "cosine"
+    """After warmup: ``"cosine"`` (to ``lr * min_lr_ratio`` at ``steps``), ``"step"`` or ``"constant"``."""
+    warmup_steps: int = 1000
+    """Linear warmup from ``lr / warmup_steps`` to ``lr`` (0 = none)."""
+    min_lr_ratio: float = 0.05
+    """Final learning rate of the cosine schedule, as a fraction of ``lr``."""
+    decay_every: int = 50_000
+    """Step schedule: multiply the rate by ``decay_gamma`` every this many steps."""
+    decay_gamma: float = 0.5
+    """Step schedule factor, in (0, 1]."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0 = no clipping)."""
+    checkpoint_every: int = 5000
+    """Steps between checkpoints (the last step is always saved)."""
+    keep_checkpoints: int = 3
+    """Keep the newest this many checkpoints (0 = keep all)."""
+    validate_every: int = 2000
+    """Steps between validations (also run at step 0 and at the last step)."""
+    valid_segments: int = 64
+    """Held-out segments per validation (evenly spread, fixed for the run)."""
+    valid_seq_frames: int = 32
+    """Frames per validation segment."""
+    log_every: int = 50
+    """Steps between training records in ``metrics.jsonl``."""
+    seed: int = 0
+    """Seeds the weights, the batches and the train/validation split."""
+    device: str = "auto"
+    """``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``."""
+    num_threads: int = 0
+    """CPU threads for torch (0 = torch's default)."""
+    amp: bool = False
+    """bf16 autocast of the forward pass on CUDA (ignored on CPU)."""
+    valid_fraction: float = 0.05
+    """Fraction of utterances held out for validation when preparing raw corpora."""
+    valid_count: int = 0
+    """Hold out exactly this many utterances instead (0 = use ``valid_fraction``)."""
+    skip_bad_audio: bool = False
+    """Skip (and count) unreadable audio files at preparation instead of failing."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+            elif f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"train.{f.name} must be an integer, got {value!r}")
+            elif f.type == "bool" and not isinstance(value, bool):
+                raise ValueError(f"train.{f.name} must be true or false, got {value!r}")
+            elif f.type == "str" and not isinstance(value, str):
+                raise ValueError(f"train.{f.name} must be a string, got {value!r}")
+            elif f.type == "float" and not isinstance(getattr(self, f.name), float):
+                raise ValueError(f"train.{f.name} must be a number, got {value!r}")
+        positive = ("steps", "batch_size", "seq_frames", "decay_every", "checkpoint_every", "validate_every",
+                    "valid_segments", "valid_seq_frames", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "keep_checkpoints", "seed", "num_threads", "valid_count"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if not (0.0 < self.lr <= 1.0 and math.isfinite(self.lr)):
+            raise ValueError(f"train.lr {self.lr} must be in (0, 1]")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"train.schedule {self.schedule!r} must be one of {SCHEDULES}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"train.min_lr_ratio {self.min_lr_ratio} must be in [0, 1]")
+        if not 0.0 < self.decay_gamma <= 1.0:
+            raise ValueError(f"train.decay_gamma {self.decay_gamma} must be in (0, 1]")
+        if not (self.grad_clip >= 0.0 and math.isfinite(self.grad_clip)):
+            raise ValueError(f"train.grad_clip {self.grad_clip} must be >= 0 (0 = off)")
+        if not 0.0 <= self.valid_fraction < 1.0:
+            raise ValueError(f"train.valid_fraction {self.valid_fraction} must be in [0, 1)")
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except RuntimeError as exc:
+                raise ValueError(f"train.device {self.device!r} must be 'auto', 'cpu', 'cuda' or 'cuda:N'") from exc
+
+
+def load_run_config(path: str | Path) -> tuple[VoiceConfig, TrainConfig]:
+    """Read ``{"voice": {...VoiceConfig...}, "train": {...TrainConfig...}}`` from JSON or TOML.
+
+    Missing fields take their defaults; unknown ones are refused. A ``"description"`` key is
+    allowed for humans.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"config file {str(p)!r} does not exist; see configs/tiny.json for an example")
+    try:
+        data = tomllib.loads(p.read_text()) if p.suffix == ".toml" else json.loads(p.read_text())
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"config file {p} cannot be parsed: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {p} must hold an object with 'voice' and 'train' sections")
+    unknown = sorted(set(data) - {"voice", "train", "description"})
+    if unknown:
+        raise ValueError(f"config file {p}: unknown section(s) {unknown}; expected 'voice' and 'train'")
+    voice = config_from_dict(VoiceConfig, data.get("voice", {}))
+    return voice, config_from_dict(TrainConfig, data.get("train", {}))
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Learning rate of step ``step`` (0-based): linear warmup, then the schedule (pure function)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "cosine":
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+        return cfg.lr * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    if cfg.schedule == "step":
+        return cfg.lr * cfg.decay_gamma ** (step // cfg.decay_every)
+    return cfg.lr
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; refuses CUDA on a machine without it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return device
+
+
+# -- checkpoints and RNG state ---------------------------------------------------------------
+def checkpoint_files(run_dir: str | Path) -> list[Path]:
+    """The run's checkpoints, oldest first."""
+    return sorted((Path(run_dir) / "checkpoints").glob("step_*.pt"))
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest checkpoint of a run folder, or None."""
+    files = checkpoint_files(run_dir)
+    return files[-1] if files else None
+
+
+def _rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+# -- progress and metrics ------------------------------------------------------------------
+class ProgressBar:
+    """One updating status line on a terminal; plain lines (only when forced) otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, min_interval: float = 0.25) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty()
+        self.min_interval, self.last, self.dirty = min_interval, 0.0, False
+
+    def update(self, text: str, force: bool = False) -> None:
+        now = time.perf_counter()
+        if self.tty and (force or now - self.last >= self.min_interval):
+            self.stream.write("\r" + text + "\x1b[K")
+            self.stream.flush()
+            self.last, self.dirty = now, True
+        elif not self.tty and force:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.dirty:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.dirty = False
+
+
+def write_metrics(path: Path, record: dict[str, Any]) -> None:
+    """Append one record to the run's ``metrics.jsonl``."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def plot_metrics(metrics_path: Path, png_path: Path) -> bool:
+    """Plot training and validation bits per sample and the learning rate; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    train = [r for r in records if r["kind"] == "train"]
+    valid = [r for r in records if r["kind"] == "valid"]
+    fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=(3, 1))
+    for key, style in (("coarse_bits", "-"), ("fine_bits", "--")):
+        ax.plot([r["step"] for r in train], [r[key] for r in train], style, color="C0", label=f"train {key}")
+        ax.plot([r["step"] for r in valid], [r[key] for r in valid], style + "o", color="C1", label=f"valid {key}")
+    ax.set_ylabel("bits per sample")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    ax_lr.plot([r["step"] for r in train], [r["lr"] for r in train], color="C2")
+    ax_lr.set_ylabel("lr")
+    ax_lr.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+# -- the loop ----------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """The trained model (on its device), the final step, the last validation and the last checkpoint."""
+
+    model: WaveRNN
+    step: int
+    valid: dict[str, float] | None
+    checkpoint: Path
+
+
+def train(
+    voice: VoiceConfig,
+    cfg: TrainConfig,
+    train_utts: Sequence[UtteranceData],
+    valid_utts: Sequence[UtteranceData],
+    run_dir: str | Path,
+    *,
+    resume: str | Path | None = None,
+    meta: dict[str, Any] | None = None,
+    progress: TextIO | None = None,
+) -> TrainResult:
+    """Train (or resume) ``voice`` on prepared utterances, writing the run folder ``run_dir``.
+
+    Args:
+        voice: the voice to train; a resumed checkpoint must hold the same one.
+        cfg: the training config.
+        train_utts, valid_utts: prepared utterances (``valid_utts`` may be empty: no validation).
+        run_dir: output folder; refused if it already holds checkpoints and ``resume`` is None.
+        resume: a checkpoint with training state to continue from.
+        meta: extra entries stored in every checkpoint's meta (e.g. the data specs).
+        progress: stream for the progress line (default stderr).
+    """
+    run = Path(run_dir)
+    if resume is None and checkpoint_files(run):
+        raise ValueError(f"{run} already holds checkpoints; resume with --resume auto or choose another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps({"voice": config_to_dict(voice), "train": config_to_dict(cfg)},
+                                                indent=1))
+    device = resolve_device(cfg.device)
+    old_threads = torch.get_num_threads()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    try:
+        return _train(voice, cfg, train_utts, valid_utts, run, device, resume, dict(meta or {}), ProgressBar(progress))
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceData],
+           valid_utts: Sequence[UtteranceData], run: Path, device: torch.device, resume: str | Path | None,
+           meta: dict[str, Any], bar: ProgressBar) -> TrainResult:
+    train_set = SegmentDataset(train_utts, voice.model, cfg.seq_frames)
+    valid_set = SegmentDataset(valid_utts, voice.model, cfg.valid_seq_frames) if valid_utts else None
+    if valid_set is None:
+        log.warning("no held-out utterances: validation is off")
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    model = WaveRNN(voice.model).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr_at(cfg, 0))
+    generator = torch.Generator().manual_seed(cfg.seed)
+    step, last_valid = 0, None
+    if resume is not None:
+        blob = read_checkpoint(resume)
+        if config_from_dict(VoiceConfig, blob["voice"]) != voice:
+            raise ValueError(f"checkpoint {resume} was trained for another voice config; resume with its own config")
+        if "train_state" not in blob:
+            raise ValueError(f"checkpoint {resume} holds no training state (an exported voice?); cannot resume")
+        state = blob["train_state"]
+        model.load_state_dict(blob["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        _set_rng_state(state["rng"])
+        step, last_valid = int(state["step"]), blob["meta"].get("valid")
+        log.info("resumed %s at step %d", resume, step)
+    else:
+        mean, std = train_set.mel_stats()
+        model.cond_net.get_buffer("input_mean").copy_(mean.to(device))
+        model.cond_net.get_buffer("input_std").copy_(std.to(device))
+    metrics_path = run / "metrics.jsonl"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext()
+    samples_per_step = cfg.batch_size * cfg.seq_frames * voice.model.hop_length
+
+    def validate() -> dict[str, float] | None:
+        if valid_set is None:
+            return None
+        result = heldout_nll(model, valid_set, batch_size=cfg.batch_size, max_segments=cfg.valid_segments,
+                             amp=cfg.amp)
+        write_metrics(metrics_path, {"kind": "valid", "step": step, **result})
+        plot_metrics(metrics_path, run / "curves.png")
+        bar.update(f"step {step}/{cfg.steps} valid bits coarse {result['coarse_bits']:.3f} "
+                   f"fine {result['fine_bits']:.3f}", force=True)
+        return result
+
+    def save() -> Path:
+        path = run / "checkpoints" / f"step_{step:08d}.pt"
+        train_state = {"step": step, "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                       "rng": _rng_state(), "schedule": {"name": cfg.schedule, "lr": lr_at(cfg, step)},
+                       "train_config": config_to_dict(cfg)}
+        save_checkpoint(path, model, voice, meta={**meta, "trained": True, "step": step, "valid": last_valid},
+                        train_state=train_state)
+        if cfg.keep_checkpoints:
+            for old in checkpoint_files(run)[: -cfg.keep_checkpoints]:
+                old.unlink()
+        return path
+
+    if step == 0:
+        last_valid = validate()
+    checkpoint: Path | None = None
+    acc = {"loss": 0.0, "coarse": 0.0, "fine": 0.0, "grad_norm": 0.0, "n": 0, "time": 0.0}
+    model.train()
+    while step < cfg.steps:
+        t_step = time.perf_counter()
+        lr = lr_at(cfg, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = train_set.sample(cfg.batch_size, generator).to(device)
+        with autocast:
+            cond, coarse, fine, prev = conditioned_batch(model, batch)
+            logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev)
+        loss_c, loss_f = class_nll(logits_c, coarse), class_nll(logits_f, fine)
+        loss = loss_c + loss_f
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {float(loss)} at step {step}; lower train.lr or check the data")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf  # inf: measure only
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+        optimizer.step()
+        step += 1
+        for key, value in (("loss", loss), ("coarse", loss_c), ("fine", loss_f)):
+            acc[key] += float(value.detach())
+        acc["grad_norm"] += grad_norm
+        acc["n"] += 1
+        acc["time"] += time.perf_counter() - t_step  # training time only, validation excluded
+        rate = acc["n"] * samples_per_step / max(acc["time"], 1e-9)
+        n = acc["n"]
+        text = (f"step {step}/{cfg.steps} loss {acc['loss'] / n:.3f} bits c {acc['coarse'] / n / math.log(2):.3f} "
+                f"f {acc['fine'] / n / math.log(2):.3f} lr {lr:.2e} {rate:,.0f} samples/s")
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            write_metrics(metrics_path, {"kind": "train", "step": step, "loss": acc["loss"] / n,
+                                         "coarse_bits": acc["coarse"] / n / math.log(2),
+                                         "fine_bits": acc["fine"] / n / math.log(2), "lr": lr,
+                                         "grad_norm": acc["grad_norm"] / n, "samples_per_s": rate})
+            bar.update(text, force=True)
+            acc = dict.fromkeys(acc, 0.0)
+        else:
+            bar.update(text)
+        if step % cfg.validate_every == 0 or step == cfg.steps:
+            last_valid = validate()
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            checkpoint = save()
+    bar.close()
+    if checkpoint is None:  # resumed at or beyond cfg.steps: nothing trained, record the state here
+        checkpoint = save()
+    return TrainResult(model, step, last_valid, checkpoint)
+
+
+# -- command line --------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``wavernn-tts train``."""
+    parser.add_argument("--config", help="run config (JSON or TOML) with 'voice' and 'train' sections, "
+                                         "e.g. configs/tiny.json (default: the checkpoint's when resuming, "
+                                         "else the built-in defaults: WaveRNN-896)")
+    parser.add_argument("--data", nargs="+", metavar="SPEC",
+                        help="prepared folder(s), audio folder(s), LJSpeech folder(s) or synthetic:N "
+                             "(default when resuming: the checkpoint's)")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, metrics, plot)")
+    parser.add_argument("--resume", metavar="CKPT|auto",
+                        help="continue from a checkpoint, or 'auto' = the newest in RUN_DIR (fresh start if none)")
+    parser.add_argument("--cache", help="where raw corpora are prepared (default RUN_DIR/prepared)")
+    parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--device", help="override train.device: auto, cpu, cuda or cuda:N")
+    parser.add_argument("--num-threads", type=int, help="override train.num_threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``wavernn-tts train``: prepare the data, train, and report the last checkpoint."""
+    out = Path(args.out)
+    voice, cfg = load_run_config(args.config) if args.config else (None, None)
+    resume: Path | None = None
+    data = list(args.data or [])
+    if args.resume:
+        resume = latest_checkpoint(out) if args.resume == "auto" else Path(args.resume)
+        if resume is None:
+            log.info("no checkpoint in %s: starting a fresh run", out)
+    if resume is not None:
+        blob = read_checkpoint(resume)
+        if "train_state" not in blob:
+            raise ValueError(f"checkpoint {resume} holds no training state; it cannot be resumed")
+        if voice is None:
+            voice = config_from_dict(VoiceConfig, blob["voice"])
+            cfg = config_from_dict(TrainConfig, blob["train_state"]["train_config"])
+        data = data or list(blob["meta"].get("data", []))
+    voice, cfg = voice or VoiceConfig(), cfg or TrainConfig()
+    overrides = {"steps": args.steps, "device": args.device, "num_threads": args.num_threads}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if not data:
+        raise ValueError("no training data: pass --data (a folder of audio, an LJSpeech folder or synthetic:N)")
+    cache = Path(args.cache) if args.cache else out / "prepared"
+    train_utts: list[UtteranceData] = []
+    valid_utts: list[UtteranceData] = []
+    for spec in data:
+        folder = resolve_data(spec, voice.features, cache, valid_fraction=cfg.valid_fraction,
+                              valid_count=cfg.valid_count, seed=cfg.seed, skip_bad=cfg.skip_bad_audio)
+        train_utts += load_prepared(folder, "train", voice.features)
+        valid_utts += load_prepared(folder, "valid", voice.features)
+    log.info("training on %d utterances, validating on %d", len(train_utts), len(valid_utts))
+    result = train(voice, cfg, train_utts, valid_utts, out, resume=resume, meta={"data": data})
+    log.info("finished at step %d: %s (valid %s)", result.step, result.checkpoint, result.valid)
+    return 0

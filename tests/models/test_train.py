@@ -1,0 +1,179 @@
+"""Tests for models.train and models.evaluate: config, schedule, learning, exact resume, CLI entry points."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models import evaluate
+from models import train as train_mod
+from models.audio import float_to_pcm, write_wav
+from models.checkpoint import load_checkpoint, read_checkpoint
+from models.config import VoiceConfig, config_to_dict
+from models.data import SegmentDataset, folder_corpus, load_prepared, prepare
+from models.train import TrainConfig, checkpoint_files, load_run_config, lr_at, train
+
+VOICE = VoiceConfig.tiny(hidden_size=32, n_mels=8, hop_length=30)
+REPO = Path(__file__).resolve().parents[2]
+FAST = TrainConfig(steps=60, batch_size=8, seq_frames=8, lr=1e-2, warmup_steps=5, checkpoint_every=1000,
+                   validate_every=1000, valid_segments=16, valid_seq_frames=16, log_every=20, num_threads=1)
+
+
+def _sine(n: int, freq: float, seed: int) -> np.ndarray:
+    t = np.arange(n) / 24000
+    f = freq * (1.0 + 0.3 * t)  # a slow chirp
+    x = 0.5 * np.sin(2 * np.pi * np.cumsum(f) / 24000) + 0.01 * np.random.default_rng(seed).standard_normal(n)
+    return x.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sines")
+    for i in range(5):
+        write_wav(root / f"s{i}.wav", float_to_pcm(_sine(9000, 180.0 + 70.0 * i, seed=i)))
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("prepared")
+    prepare(folder_corpus(corpus_dir), VOICE.features, out, valid_count=1)
+    return out
+
+
+def _config_file(tmp_path: Path, **train: object) -> Path:
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"voice": config_to_dict(VOICE), "train": {**dataclasses.asdict(FAST), **train}}))
+    return path
+
+
+# -- config --------------------------------------------------------------------------------
+@pytest.mark.parametrize("field, value", [
+    ("steps", 0), ("batch_size", True), ("lr", 0.0), ("lr", "fast"), ("schedule", "linear"),
+    ("min_lr_ratio", 1.5), ("decay_gamma", 0.0), ("grad_clip", -1.0), ("device", "gpu"),
+    ("valid_fraction", 1.0), ("amp", 1), ("seed", -1), ("seq_frames", 2.5),
+])
+def test_train_config_refuses_bad_values(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_run_config_files(tmp_path: Path) -> None:
+    for name in ("tiny", "default"):
+        voice, cfg = load_run_config(REPO / "configs" / f"{name}.json")
+        assert voice.model.n_mels == voice.features.n_mels and cfg.steps > 0
+    (tmp_path / "a.json").write_text(json.dumps({"voice": {}, "train": {"lr": 1, "steps": 10}}))
+    voice, cfg = load_run_config(tmp_path / "a.json")
+    assert voice == VoiceConfig() and cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    (tmp_path / "b.toml").write_text("[train]\nsteps = 7\n")
+    assert load_run_config(tmp_path / "b.toml")[1].steps == 7
+    (tmp_path / "c.json").write_text(json.dumps({"train": {"stepz": 1}}))
+    with pytest.raises(ValueError, match="stepz"):
+        load_run_config(tmp_path / "c.json")
+    (tmp_path / "d.json").write_text(json.dumps({"model": {}}))
+    with pytest.raises(ValueError, match="unknown section"):
+        load_run_config(tmp_path / "d.json")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_run_config(tmp_path / "missing.json")
+
+
+def test_lr_schedule() -> None:
+    cfg = TrainConfig(steps=1000, lr=1e-3, warmup_steps=100, min_lr_ratio=0.1)
+    assert lr_at(cfg, 0) == pytest.approx(1e-5) and lr_at(cfg, 99) == pytest.approx(1e-3)
+    assert lr_at(cfg, 100) == pytest.approx(1e-3) and lr_at(cfg, 1000) == pytest.approx(1e-4)
+    assert lr_at(cfg, 550) == pytest.approx(1e-4 + 0.9e-3 * 0.5)
+    step = dataclasses.replace(cfg, schedule="step", decay_every=300, decay_gamma=0.5)
+    assert lr_at(step, 299) == pytest.approx(1e-3) and lr_at(step, 650) == pytest.approx(2.5e-4)
+    assert lr_at(dataclasses.replace(cfg, schedule="constant", warmup_steps=0), 999) == 1e-3
+
+
+# -- training ------------------------------------------------------------------------------
+def test_loss_falls_in_a_short_run(prepared: Path, tmp_path: Path) -> None:
+    result = train(VOICE, FAST, load_prepared(prepared, "train"), load_prepared(prepared, "valid"),
+                   tmp_path / "run", progress=io.StringIO())
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    valid = [r for r in records if r["kind"] == "valid"]
+    assert [r["step"] for r in valid] == [0, 60]
+    assert valid[0]["total_bits"] == pytest.approx(16.0, abs=0.5)  # near-uniform at the start
+    assert valid[-1]["total_bits"] < valid[0]["total_bits"] - 1.0, valid  # about 1.8 bits in practice
+    assert {"loss", "lr", "samples_per_s", "grad_norm"} <= set(records[1])
+    model, voice, meta = load_checkpoint(result.checkpoint)
+    assert voice == VOICE and meta["step"] == 60 and meta["trained"]
+    stats = SegmentDataset(load_prepared(prepared, "train"), VOICE.model, 8).mel_stats()
+    assert torch.equal(model.cond_net.get_buffer("input_mean"), stats[0])
+    assert torch.equal(model.cond_net.get_buffer("input_std"), stats[1])
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        train(VOICE, FAST, load_prepared(prepared, "train"), [], tmp_path / "run")
+
+
+def test_resume_continues_exactly(prepared: Path, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(FAST, steps=12, checkpoint_every=6, validate_every=5, keep_checkpoints=0, lr=3e-3)
+    train_utts, valid_utts = load_prepared(prepared, "train"), load_prepared(prepared, "valid")
+    whole = train(cfg=cfg, voice=VOICE, train_utts=train_utts, valid_utts=valid_utts, run_dir=tmp_path / "a",
+                  progress=io.StringIO())
+    halfway = checkpoint_files(tmp_path / "a")[0]
+    assert halfway.name == "step_00000006.pt"
+    torch.manual_seed(999)  # global RNG state must come from the checkpoint, not from here
+    np.random.seed(999)
+    resumed = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "b", resume=halfway, progress=io.StringIO())
+    assert resumed.step == whole.step == 12
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    opt_a = read_checkpoint(whole.checkpoint)["train_state"]["optimizer"]["state"]
+    opt_b = read_checkpoint(resumed.checkpoint)["train_state"]["optimizer"]["state"]
+    assert all(torch.equal(opt_a[i]["exp_avg_sq"], opt_b[i]["exp_avg_sq"]) for i in opt_a)
+
+
+# -- command line --------------------------------------------------------------------------
+def _args(module: object, argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)  # type: ignore[attr-defined]
+    return parser.parse_args(argv)
+
+
+def test_cli_train_resume_and_eval(corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config_file(tmp_path, steps=4, checkpoint_every=2, validate_every=2, valid_count=1)
+    out = tmp_path / "run"
+    argv = ["--config", str(config), "--data", str(corpus_dir), "--out", str(out)]
+    assert train_mod.run(_args(train_mod, argv)) == 0
+    assert [p.name for p in checkpoint_files(out)] == ["step_00000002.pt", "step_00000004.pt"]
+    assert (out / "prepared").is_dir() and (out / "config.json").is_file()
+    assert train_mod.run(_args(train_mod, ["--out", str(out), "--resume", "auto", "--steps", "6"])) == 0
+    assert read_checkpoint(checkpoint_files(out)[-1])["meta"]["step"] == 6
+    capsys.readouterr()
+    ckpt = str(checkpoint_files(out)[-1])
+    prepared_dir = next((out / "prepared").iterdir())
+    assert evaluate.run(_args(evaluate, ["--checkpoint", ckpt, "--data", str(prepared_dir), "--seq-frames", "8"])) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["step"] == 6 and report["utterances"] == 1
+    nll = report["nll"]
+    assert nll["total_bits"] == pytest.approx(nll["coarse_bits"] + nll["fine_bits"]) and nll["samples"] > 0
+    assert evaluate.run(_args(evaluate, ["--checkpoint", ckpt, "--data", str(corpus_dir), "--segments", "3"])) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["utterances"] == 5 and report["nll"]["segments"] == 3 and math.isfinite(report["nll"]["fine_bits"])
+
+
+def test_cli_bad_audio_fails_before_training(corpus_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for p in corpus_dir.glob("*.wav"):
+        (data / p.name).write_bytes(p.read_bytes())
+    (data / "zz_corrupt.flac").write_bytes(b"fLaC" + bytes(100))
+    config = _config_file(tmp_path, steps=2)
+    argv = ["--config", str(config), "--data", str(data), "--out", str(tmp_path / "run")]
+    with pytest.raises(ValueError, match=r"zz_corrupt\.flac"):
+        train_mod.run(_args(train_mod, argv))
+    assert not checkpoint_files(tmp_path / "run")
+    skip = _config_file(tmp_path, steps=2, skip_bad_audio=True, checkpoint_every=2)
+    argv[1] = str(skip)
+    assert train_mod.run(_args(train_mod, argv)) == 0
+    manifest = json.loads(next((tmp_path / "run" / "prepared").iterdir()).joinpath("manifest.json").read_text())
+    assert len(manifest["skipped"]) == 1 and len(manifest["utterances"]) == 5
