@@ -1,7 +1,10 @@
 """Admission control on a real server: a full queue answers 429, the accepted streams complete.
 
 This server loads its voice from a checkpoint file (TTS_VOICE=<path>), one worker with room
-for 2 streams and 1 waiting place: 3 requests are admitted, the 4th is refused.
+for 2 streams and 1 waiting place: 3 requests are admitted, the 4th is refused. It runs the
+reference sampler (about 3,000 samples/s per stream for this tiny voice), so the admitted
+streams are still in flight, for about a second, when the 4th request arrives; the compiled
+CPU sampler would finish them within milliseconds.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "TTS_MAX_BATCH": "2",
         "TTS_QUEUE_SIZE": "1",
         "TTS_WORKERS": "1",
+        "TTS_SAMPLER": "reference",
         "TTS_RETRY_AFTER_S": "3",
         "TTS_FRONTEND": "false",
     }
