@@ -1,21 +1,25 @@
-"""Quality measures of a trained voice (design section 6).
+"""Quality measures of a trained voice (design section 6): ``wavernn-tts eval``.
 
-For now one metric: held-out negative log-likelihood in bits per sample, coarse and fine
-separately, under teacher forcing on deterministic segments of held-out utterances. Each
-metric is a function ``(model, dataset, options) -> dict[str, float]`` registered in
-:data:`METRICS`, so copy-synthesis (PESQ, STOI, log-mel distance) and intelligibility (WER)
-can be added beside it and chosen with ``--metrics``.
+Three metrics, chosen with ``--metrics`` (comma- or space-separated):
 
-``wavernn-tts eval --checkpoint CKPT --data SPEC...`` prints one JSON object.
+- ``nll``: held-out negative log-likelihood in bits per sample, coarse and fine separately,
+  under teacher forcing on deterministic segments of held-out utterances (``--data``);
+- ``copy``: copy-synthesis of real recordings (``--real``): PESQ, STOI, log-mel distance and
+  MCD of the vocoded log-mel against the recording (:func:`models.quality.copy_synthesis`);
+- ``wer``: intelligibility: pocketsphinx word error rate of sentences spoken through the text
+  path, beside that of the frontend's own audio (:func:`models.quality.intelligibility`).
+
+``wavernn-tts eval --checkpoint CKPT --metrics nll,copy,wer --data SPEC --real PATH --out FILE``
+prints one JSON object and writes it (indented) to ``--out``. Progress goes to the log (stderr).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import tempfile
-from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -23,10 +27,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from models import quality
 from models.checkpoint import load_checkpoint
-from models.config import N_CLASSES
+from models.config import N_CLASSES, VoiceConfig
 from models.data import SegmentDataset, conditioned_batch, load_prepared, read_manifest, resolve_data
+from models.frontend import FESTIVAL_PACKAGES, FestivalFrontend, FrontendUnavailable
 from models.wavernn import WaveRNN
+
+log = logging.getLogger(__name__)
 
 LN2 = math.log(2.0)
 
@@ -87,39 +95,57 @@ def _autocast(device: torch.device, amp: bool) -> Any:
     return nullcontext()
 
 
-def _nll_metric(model: WaveRNN, dataset: SegmentDataset, args: argparse.Namespace) -> dict[str, float]:
-    return heldout_nll(model, dataset, batch_size=args.batch_size, max_segments=args.segments)
+#: Metric names ``--metrics`` accepts, in the order they run.
+METRICS: tuple[str, ...] = ("nll", "copy", "wer")
 
 
-#: Metric name -> function(model, dataset, parsed args) -> results. PESQ/STOI/WER come later.
-METRICS: dict[str, Callable[[WaveRNN, SegmentDataset, argparse.Namespace], dict[str, float]]] = {
-    "nll": _nll_metric,
-}
+def parse_metrics(values: list[str] | str) -> list[str]:
+    """``["nll,copy", "wer"]`` -> ``["nll", "copy", "wer"]`` in :data:`METRICS` order, checked."""
+    names = {n.strip() for v in ([values] if isinstance(values, str) else values) for n in v.split(",") if n.strip()}
+    unknown = sorted(names - set(METRICS))
+    if unknown or not names:
+        raise ValueError(f"unknown metric(s) {unknown or values!r}; choose from {', '.join(METRICS)} "
+                         "(comma-separated, e.g. --metrics nll,copy,wer)")
+    return [m for m in METRICS if m in names]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``wavernn-tts eval``."""
     parser.add_argument("--checkpoint", required=True, help="checkpoint (.pt) to evaluate")
-    parser.add_argument("--data", nargs="+", required=True, metavar="SPEC",
-                        help="prepared folder(s), audio folder(s), LJSpeech folder(s) or synthetic:N")
-    parser.add_argument("--split", choices=("auto", "valid", "train", "all"), default="auto",
-                        help="utterances to use; auto = the held-out split of a prepared folder, "
-                             "every utterance of a raw audio folder (default: auto)")
-    parser.add_argument("--metrics", nargs="+", choices=sorted(METRICS), default=["nll"], help="what to measure")
-    parser.add_argument("--seq-frames", type=int, default=32, help="frames per evaluation segment (default 32)")
-    parser.add_argument("--segments", type=int, default=0, help="at most this many segments (default 0 = all)")
-    parser.add_argument("--batch-size", type=int, default=16, help="segments per forward pass (default 16)")
-    parser.add_argument("--cache", default=None,
-                        help="where raw audio folders are prepared (default: a temporary folder)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default auto")
+    parser.add_argument("--metrics", nargs="+", default=["nll"], metavar="NAME[,NAME]",
+                        help=f"what to measure, from {', '.join(METRICS)} (default nll)")
+    parser.add_argument("--out", default=None, help="also write the JSON result (indented) to this file")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="device of the nll metric (copy and wer vocode on CPU); default auto")
+    nll = parser.add_argument_group("nll: held-out negative log-likelihood")
+    nll.add_argument("--data", nargs="+", default=None, metavar="SPEC",
+                     help="prepared folder(s), audio folder(s), LJSpeech folder(s) or synthetic:N")
+    nll.add_argument("--split", choices=("auto", "valid", "train", "all"), default="auto",
+                     help="utterances to use; auto = the held-out split of a prepared folder, "
+                          "every utterance of a raw audio folder (default: auto)")
+    nll.add_argument("--seq-frames", type=int, default=32, help="frames per evaluation segment (default 32)")
+    nll.add_argument("--segments", type=int, default=0, help="at most this many segments (default 0 = all)")
+    nll.add_argument("--batch-size", type=int, default=16, help="segments per forward pass (default 16)")
+    nll.add_argument("--cache", default=None,
+                     help="where raw audio folders are prepared (default: a temporary folder)")
+    copy = parser.add_argument_group("copy: copy-synthesis of real speech")
+    copy.add_argument("--real", nargs="+", default=None, metavar="PATH",
+                      help="recordings training never saw: wav/flac files or folders (searched recursively)")
+    copy.add_argument("--max-utterances", type=int, default=0,
+                      help="at most this many recordings, evenly spread over the sorted list (default 0 = all)")
+    copy.add_argument("--max-seconds", type=float, default=0.0,
+                      help="cut each recording to its first this many seconds (default 0 = whole)")
+    wer = parser.add_argument_group("wer: intelligibility through the text path")
+    wer.add_argument("--sentence", action="append", default=None, metavar="TEXT",
+                     help="a sentence to say (repeatable; default: the ten built-in everyday sentences)")
+    wer.add_argument("--max-sentences", type=int, default=0, help="at most this many sentences (default 0 = all)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed of copy and wer (default 0)")
+    parser.add_argument("--audio-dir", default=None,
+                        help="write the vocoded audio of copy and wer under this folder (copy/, wer/)")
 
 
-def run(args: argparse.Namespace) -> int:
-    """``wavernn-tts eval``: print one JSON object with the checkpoint, the data and the metrics."""
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, voice, meta = load_checkpoint(args.checkpoint)
-    model.to(args.device)
+def _nll(model: WaveRNN, voice: VoiceConfig, args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    """Held-out NLL on ``args.data``: (metric dict, number of utterances)."""
     with tempfile.TemporaryDirectory(prefix="wavernn-eval-") as tmp:
         utterances = []
         for spec in args.data:
@@ -135,9 +161,61 @@ def run(args: argparse.Namespace) -> int:
         if not utterances:
             raise ValueError(f"no utterances in split {args.split!r} of {args.data}; try --split all")
         dataset = SegmentDataset(utterances, voice.model, args.seq_frames)
-        result: dict[str, Any] = {"checkpoint": str(args.checkpoint), "step": meta.get("step"),
-                                  "data": list(args.data), "utterances": len(dataset)}
-        for name in args.metrics:
-            result[name] = METRICS[name](model, dataset, args)
+        return heldout_nll(model, dataset, batch_size=args.batch_size, max_segments=args.segments), len(dataset)
+
+
+def _audio_dir(args: argparse.Namespace, name: str) -> Path | None:
+    return Path(args.audio_dir) / name if args.audio_dir else None
+
+
+def run(args: argparse.Namespace) -> int:
+    """``wavernn-tts eval``: print one JSON object with the checkpoint and the chosen metrics."""
+    metrics = parse_metrics(args.metrics)
+    if "nll" in metrics and not args.data:
+        raise ValueError("the nll metric needs --data (held-out utterances); or leave nll out of --metrics")
+    if "copy" in metrics and not args.real:
+        raise ValueError("the copy metric needs --real PATH... (recordings training never saw)")
+    if "copy" in metrics:  # fail before any long work, not after it
+        quality.require_package("pesq", "pesq")
+        quality.require_package("pystoi", "pystoi")
+    frontend = FestivalFrontend() if "wer" in metrics else None
+    if frontend is not None:
+        quality.require_package("pocketsphinx", "pocketsphinx")
+        if not frontend.available():
+            frontend.close()
+            raise ValueError("the wer metric needs the Festival text frontend: apt-get install "
+                             f"{FESTIVAL_PACKAGES}")
+    try:
+        result = _run_metrics(args, metrics, frontend)
+    finally:
+        if frontend is not None:
+            frontend.close()
     print(json.dumps(result))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def _run_metrics(args: argparse.Namespace, metrics: list[str], frontend: FestivalFrontend | None) -> dict[str, Any]:
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, voice, meta = load_checkpoint(args.checkpoint)
+    result: dict[str, Any] = {"checkpoint": str(args.checkpoint), "step": meta.get("step"), "metrics": metrics}
+    if "nll" in metrics:
+        result["nll"], n_utts = _nll(model.to(args.device), voice, args)
+        result.update(data=list(args.data), utterances=n_utts)
+        model.cpu()
+    if "copy" in metrics:
+        log.info("copy-synthesis of %s", args.real)
+        result["copy"] = quality.copy_synthesis(
+            model, voice, quality.find_audio(args.real), max_utterances=args.max_utterances,
+            max_seconds=args.max_seconds, seed=args.seed, audio_dir=_audio_dir(args, "copy"))
+    if frontend is not None:
+        sentences = quality.spread(args.sentence or quality.EVERYDAY_SENTENCES, args.max_sentences)
+        try:
+            result["wer"] = quality.intelligibility(model, voice, frontend, sentences, seed=args.seed,
+                                                    audio_dir=_audio_dir(args, "wer"))
+        except FrontendUnavailable as exc:
+            raise ValueError(f"the wer metric needs the text frontend: {exc}") from exc
+    return result

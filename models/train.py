@@ -40,11 +40,21 @@ from models.checkpoint import read_checkpoint, save_checkpoint
 from models.config import VoiceConfig, config_from_dict, config_to_dict
 from models.data import SegmentDataset, UtteranceData, conditioned_batch, load_prepared, resolve_data
 from models.evaluate import class_nll, heldout_nll
+from models.sparsity import PruneConfig, Pruner, sparsity_report
 from models.wavernn import WaveRNN
 
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("cosine", "step", "constant")
+PRUNE_BLOCKS = {"16x1": (16, 1), "4x4": (4, 4)}
+
+
+def make_pruner(cfg: TrainConfig) -> Pruner | None:
+    """The run's pruner (None when ``prune_target`` is 0)."""
+    if cfg.prune_target <= 0.0:
+        return None
+    return Pruner(PruneConfig(target=cfg.prune_target, t0=cfg.prune_t0, S=cfg.prune_steps, every=cfg.prune_every,
+                              block=PRUNE_BLOCKS[cfg.prune_block], prune_heads=cfg.prune_heads))
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,19 @@ class TrainConfig:
     """Hold out exactly this many utterances instead (0 = use ``valid_fraction``)."""
     skip_bad_audio: bool = False
     """Skip (and count) unreadable audio files at preparation instead of failing."""
+    prune_target: float = 0.0
+    """Sparse WaveRNN: final sparsity Z of each gate matrix of R (and of O1..O4 with
+    ``prune_heads``), in [0, 1); 0 turns pruning off."""
+    prune_t0: int = 1000
+    """Step at which pruning starts (the paper's t0)."""
+    prune_steps: int = 200_000
+    """Steps over which sparsity ramps as ``Z (1 - (1 - (t - t0) / S)^3)`` (the paper's S)."""
+    prune_every: int = 500
+    """Masks are recomputed every this many steps."""
+    prune_block: str = "16x1"
+    """Block shape kept or dropped by mean magnitude: ``"16x1"`` or ``"4x4"``."""
+    prune_heads: bool = False
+    """Also prune the output layers O1..O4 (pays for CPU speed once R is sparse)."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -131,6 +154,15 @@ class TrainConfig:
             raise ValueError(f"train.grad_clip {self.grad_clip} must be >= 0 (0 = off)")
         if not 0.0 <= self.valid_fraction < 1.0:
             raise ValueError(f"train.valid_fraction {self.valid_fraction} must be in [0, 1)")
+        if not 0.0 <= self.prune_target < 1.0:
+            raise ValueError(f"train.prune_target {self.prune_target} must be in [0, 1) (0 = no pruning)")
+        if self.prune_block not in PRUNE_BLOCKS:
+            raise ValueError(f"train.prune_block {self.prune_block!r} must be one of {sorted(PRUNE_BLOCKS)}")
+        for name in ("prune_steps", "prune_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.prune_t0 < 0:
+            raise ValueError(f"train.prune_t0 must be >= 0, got {self.prune_t0}")
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -337,6 +369,7 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
     model = WaveRNN(voice.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr_at(cfg, 0))
     generator = torch.Generator().manual_seed(cfg.seed)
+    pruner = make_pruner(cfg)
     step, last_valid = 0, None
     if resume is not None:
         blob = read_checkpoint(resume)
@@ -349,6 +382,8 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         _set_rng_state(state["rng"])
+        if pruner is not None and "pruner" in state:
+            pruner.load_state_dict(state["pruner"])
         step, last_valid = int(state["step"]), blob["meta"].get("valid")
         log.info("resumed %s at step %d", resume, step)
     else:
@@ -375,7 +410,12 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
         train_state = {"step": step, "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
                        "rng": _rng_state(), "schedule": {"name": cfg.schedule, "lr": lr_at(cfg, step)},
                        "train_config": config_to_dict(cfg)}
-        save_checkpoint(path, model, voice, meta={**meta, "trained": True, "step": step, "valid": last_valid},
+        extra: dict[str, Any] = {}
+        if pruner is not None:
+            train_state["pruner"] = pruner.state_dict()
+            extra["sparsity"] = sparsity_report(model, PRUNE_BLOCKS[cfg.prune_block])
+        save_checkpoint(path, model, voice,
+                        meta={**meta, "trained": True, "step": step, "valid": last_valid, **extra},
                         train_state=train_state)
         if cfg.keep_checkpoints:
             for old in checkpoint_files(run)[: -cfg.keep_checkpoints]:
@@ -406,6 +446,7 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
         optimizer.step()
         step += 1
+        prune_stats = pruner.step(model, step) if pruner is not None else {}
         for key, value in (("loss", loss), ("coarse", loss_c), ("fine", loss_f)):
             acc[key] += float(value.detach())
         acc["grad_norm"] += grad_norm
@@ -419,7 +460,8 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
             write_metrics(metrics_path, {"kind": "train", "step": step, "loss": acc["loss"] / n,
                                          "coarse_bits": acc["coarse"] / n / math.log(2),
                                          "fine_bits": acc["fine"] / n / math.log(2), "lr": lr,
-                                         "grad_norm": acc["grad_norm"] / n, "samples_per_s": rate})
+                                         "grad_norm": acc["grad_norm"] / n, "samples_per_s": rate,
+                                         **prune_stats})
             bar.update(text, force=True)
             acc = dict.fromkeys(acc, 0.0)
         else:

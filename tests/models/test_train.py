@@ -132,6 +132,34 @@ def test_resume_continues_exactly(prepared: Path, tmp_path: Path) -> None:
     assert all(torch.equal(opt_a[i]["exp_avg_sq"], opt_b[i]["exp_avg_sq"]) for i in opt_a)
 
 
+def test_pruning_during_training_follows_the_schedule_and_resumes_exactly(prepared: Path, tmp_path: Path) -> None:
+    """Sparse WaveRNN: masks from t0, ramped to the target, kept through checkpoints and resume."""
+    cfg = dataclasses.replace(FAST, steps=12, checkpoint_every=6, validate_every=100, keep_checkpoints=0, lr=3e-3,
+                              prune_target=0.75, prune_t0=2, prune_steps=8, prune_every=2, prune_heads=True)
+    train_utts, valid_utts = load_prepared(prepared, "train"), load_prepared(prepared, "valid")
+    whole = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "a", progress=io.StringIO())
+    h = VOICE.model.hidden_size
+    w_hh = whole.model.rnn.weight_hh_l0.detach()
+    for gate in w_hh.split(h):  # each gate matrix pruned separately, 16x1 blocks dropped whole
+        blocks = gate.reshape(h // 16, 16, h).abs().sum(dim=1)  # (row blocks, cols)
+        assert float((blocks == 0).float().mean()) == pytest.approx(0.75, abs=0.02)
+    assert float((whole.model.O2.weight == 0).float().mean()) >= 0.7
+    meta = read_checkpoint(whole.checkpoint)["meta"]
+    assert meta["sparsity"]["recurrent"]["total"] == pytest.approx(0.75, abs=0.02)
+
+    halfway = checkpoint_files(tmp_path / "a")[0]
+    resumed = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "b", resume=halfway, progress=io.StringIO())
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_prune_config_is_validated() -> None:
+    with pytest.raises(ValueError, match="prune_target"):
+        TrainConfig(prune_target=1.0)
+    with pytest.raises(ValueError, match="prune_block"):
+        TrainConfig(prune_block="8x8")
+
+
 # -- command line --------------------------------------------------------------------------
 def _args(module: object, argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
