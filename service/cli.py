@@ -7,7 +7,8 @@ Subcommands:
     serve [--host H] [--port P]          the HTTP service (settings from TTS_* variables)
     say "TEXT" -o OUT.wav                text -> Festival frontend -> log-mel -> WaveRNN -> wav
     train --config C --data D --out RUN  train a voice (see docs/training.md)
-    eval --checkpoint CKPT --data D      held-out negative log-likelihood (bits per sample)
+    eval --checkpoint CKPT --data D      held-out NLL, copy-synthesis and WER (docs/quality.md)
+    pack-voice --checkpoint CKPT -o DIR  training checkpoint -> bundled voice (weights + card)
 """
 
 from __future__ import annotations
@@ -109,6 +110,25 @@ def _cmd_say(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pack_voice(args: argparse.Namespace) -> int:
+    import json
+
+    from models.voices.pack import pack_voice
+
+    def read_json(path: str | None) -> dict | None:
+        if path is None:
+            return None
+        try:
+            return dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path} is not a readable JSON file: {exc}") from exc
+
+    card = pack_voice(args.checkpoint, args.output, args.name, description=args.description,
+                      reproduce=args.reproduce, quality=read_json(args.quality), speed=read_json(args.speed))
+    print(f"wrote {card.parent / 'model.pt'} and {card}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from models import train
 
@@ -200,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a checkpoint on held-out data")
     evaluate.add_arguments(p)
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("pack-voice", help="training checkpoint -> bundled voice folder (weights + card)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint saved by `wavernn-tts train`")
+    p.add_argument("-o", "--output", required=True, help="voice folder, e.g. models/voices/default")
+    p.add_argument("--name", required=True, help="voice name served by the API")
+    p.add_argument("--description", required=True, help="one line for /v1/models")
+    p.add_argument("--reproduce", required=True, help="the command(s) that retrain this voice")
+    p.add_argument("--quality", help="JSON from `wavernn-tts eval --out` to put on the card")
+    p.add_argument("--speed", help="JSON with measured speed to put on the card")
+    p.set_defaults(func=_cmd_pack_voice)
 
     p = sub.add_parser("serve", help="run the HTTP service (settings from TTS_* environment variables)")
     p.add_argument("--host", default=None, help="interface to bind (overrides TTS_HOST)")

@@ -1,0 +1,104 @@
+"""Turn a training checkpoint into a bundled voice: slim weights plus a voice card.
+
+``pack_voice`` writes ``<out>/model.pt`` (a checkpoint without optimizer or RNG state) and
+``<out>/card.json``: name, feature and model config, sparsity, training data with licences and
+attribution, the command that reproduces it, and the measured quality and speed that the caller
+passes in (from ``wavernn-tts eval`` and the benchmarks). Nothing on the card is invented here:
+fields the caller does not supply are left out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.config import config_to_dict
+from models.sparsity import sparsity_report
+
+#: Licences and attribution of the corpora this project trains on, by data-spec prefix.
+DATA_SOURCES: dict[str, dict[str, str]] = {
+    "synthetic": {
+        "name": "Festival cmu_us_slt_arctic_hts renderings of seeded template sentences",
+        "licence": "CMU ARCTIC / festvox voice licence (EST-2003, BSD-style free licence); "
+                   "HTS parts BSD-3-clause (Debian package festvox-us-slt-hts)",
+        "attribution": "CMU ARCTIC slt voice, Carnegie Mellon University (J. Kominek, A. W. Black); "
+                       "HTS voice by Nagoya Institute of Technology",
+    },
+    "librispeech": {
+        "name": "LibriSpeech train-clean-100, 251 speakers x 1 utterance (16 kHz)",
+        "licence": "CC BY 4.0",
+        "attribution": "LibriSpeech (c) 2014 by Vassil Panayotov; V. Panayotov, G. Chen, D. Povey, "
+                       "S. Khudanpur, 'LibriSpeech: an ASR corpus based on public domain audio books', "
+                       "ICASSP 2015",
+    },
+    "vctk": {
+        "name": "CSTR VCTK corpus excerpt (16 kHz)",
+        "licence": "CC BY 4.0",
+        "attribution": "CSTR VCTK Corpus, University of Edinburgh (C. Veaux, J. Yamagishi, K. MacDonald)",
+    },
+}
+
+
+def describe_data(specs: list[str]) -> list[dict[str, str]]:
+    """Licence and attribution entries for the data specs a checkpoint was trained on."""
+    out = []
+    for spec in specs:
+        key = next((k for k in DATA_SOURCES if k in spec.lower()), None)
+        entry = {"spec": spec, **(DATA_SOURCES[key] if key else {"licence": "unknown: see the data's own terms"})}
+        out.append(entry)
+    return out
+
+
+def pack_voice(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    name: str,
+    *,
+    description: str,
+    reproduce: str,
+    quality: dict[str, Any] | None = None,
+    speed: dict[str, Any] | None = None,
+) -> Path:
+    """Write a bundled voice folder from a training checkpoint.
+
+    Args:
+        checkpoint: a checkpoint saved by ``wavernn-tts train``.
+        out_dir: the voice folder (e.g. ``models/voices/default``).
+        name: the voice name served by the API.
+        description: one line for ``/v1/models``.
+        reproduce: the command(s) that retrain this voice.
+        quality: measured quality (``wavernn-tts eval`` output), stored as given.
+        speed: measured speed (benchmark output), stored as given.
+    Returns:
+        the card path.
+    """
+    model, voice, meta = load_checkpoint(checkpoint)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / "model.pt", model, voice, meta={"trained": True, "step": meta.get("step"),
+                                                           "valid": meta.get("valid"), "name": name})
+    card: dict[str, Any] = {
+        "name": name,
+        "trained": True,
+        "description": description,
+        "features": config_to_dict(voice.features),
+        "model": config_to_dict(voice.model),
+        "parameters": model.num_parameters(),
+        "lookahead_samples": voice.model.lookahead_samples,
+        "sparsity": meta.get("sparsity") or sparsity_report(model),
+        "training": {
+            "steps": meta.get("step"),
+            "heldout_bits_per_sample": meta.get("valid"),
+            "data": describe_data(list(meta.get("data", []))),
+            "reproduce": reproduce,
+        },
+    }
+    if quality is not None:
+        card["quality"] = quality
+    if speed is not None:
+        card["speed"] = speed
+    path = out / "card.json"
+    path.write_text(json.dumps(card, indent=1) + "\n")
+    return path

@@ -1,0 +1,49 @@
+"""Bundled voices: packing a training checkpoint into a voice folder and loading it back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.checkpoint import read_checkpoint, save_checkpoint
+from models.config import VoiceConfig
+from models.voices import load_voice, untrained_voice
+from models.voices.pack import pack_voice
+from models.wavernn import WaveRNN
+
+
+def test_pack_then_load_a_voice_folder(tmp_path: Path, tiny_voice: VoiceConfig) -> None:
+    torch.manual_seed(3)
+    model = WaveRNN(tiny_voice.model)
+    ckpt = tmp_path / "step.pt"
+    save_checkpoint(ckpt, model, tiny_voice, meta={"step": 7, "valid": {"total_bits": 9.5},
+                                                   "data": ["synthetic:10", "/x/librispeech_train_clean"]},
+                    train_state={"optimizer": {"state": {}}, "step": 7})
+    card_path = pack_voice(ckpt, tmp_path / "v", "myvoice", description="test voice", reproduce="wavernn-tts train",
+                           quality={"wer": 0.5}, speed={"rtf": 0.8})
+    card = json.loads(card_path.read_text())
+    assert card["name"] == "myvoice" and card["trained"] is True and card["training"]["steps"] == 7
+    assert card["quality"] == {"wer": 0.5} and card["speed"] == {"rtf": 0.8}
+    assert card["model"]["hidden_size"] == tiny_voice.model.hidden_size
+    licences = [d["licence"] for d in card["training"]["data"]]
+    assert "CC BY 4.0" in licences and any("EST-2003" in lic for lic in licences)
+    assert "train_state" not in read_checkpoint(tmp_path / "v" / "model.pt")  # slim: weights only
+
+    voice = load_voice(str(tmp_path / "v"))
+    assert voice.name == "myvoice" and voice.trained and voice.config == tiny_voice
+    for (k, a), (_, b) in zip(model.state_dict().items(), voice.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_untrained_voice_is_deterministic_and_labelled(tiny_voice: VoiceConfig) -> None:
+    a, b = untrained_voice(tiny_voice, seed=5), untrained_voice(tiny_voice, seed=5)
+    assert not a.trained and a.card["trained"] is False
+    assert all(torch.equal(x, y) for x, y in zip(a.model.parameters(), b.model.parameters(), strict=True))
+
+
+def test_unknown_voice_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="bundled voices"):
+        load_voice("no-such-voice")
