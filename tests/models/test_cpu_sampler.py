@@ -22,6 +22,7 @@ from models.samplers.reference import ReferenceSampler
 from models.sparsity import block_mask, gate_masks
 from models.wavernn import WaveRNN
 from models.weights import InferenceWeights, extract_weights
+from tests.models.blocks import generate_in_blocks
 
 #: Per-step class flips allowed against the reference (measured: 0 on these models). A flip
 #: needs a draw within ~1e-7 of a CDF step, where float32 rounding of a different summation
@@ -82,18 +83,6 @@ def _lockstep(ref: ReferenceSampler, fast: CpuSampler, gates: torch.Tensor, n: i
     return flips
 
 
-def _blocks(sampler: CpuSampler, gates: torch.Tensor, uniforms: torch.Tensor, sizes: list[int]):
-    """One stream (gates (T, 3H), uniforms (N, 2)) in blocks of the given sizes."""
-    state = SamplerState.initial(1, sampler.hidden_size)
-    out, pos = [], 0
-    for n in sizes:
-        window = conditioning_window(gates, pos, n, sampler.hop_length).unsqueeze(0)
-        pcm, state = sampler.generate(state, window, uniforms[pos : pos + n].unsqueeze(0))
-        out.append(pcm[0])
-        pos += n
-    return torch.cat(out), state
-
-
 def test_dense_matches_reference_on_the_same_draws(tiny_model: WaveRNN) -> None:
     hop = tiny_model.cfg.hop_length
     gates = _gates(tiny_model, frames=20, seed=3, batch=3)
@@ -149,8 +138,8 @@ def test_blocks_of_any_sizes_equal_whole_utterance(tiny_model: WaveRNN, sizes: l
     n = sum(sizes)
     fast = CpuSampler(extract_weights(tiny_model), threads=1)
     uniforms = UniformSource(42).draw(n)
-    whole, s_whole = _blocks(fast, gates, uniforms, [n])
-    parts, s_parts = _blocks(fast, gates, uniforms, sizes)
+    whole, s_whole = generate_in_blocks(fast, gates, uniforms, [n])
+    parts, s_parts = generate_in_blocks(fast, gates, uniforms, sizes)
     assert torch.equal(whole, parts)
     assert torch.equal(s_whole.h, s_parts.h)
     assert int(s_parts.position[0]) == n
@@ -166,7 +155,7 @@ def test_batched_streams_equal_solo_streams_exactly(threads: int) -> None:
     solo = CpuSampler(weights, threads=1)
     sources = [UniformSource(20 + i) for i in range(6)]
     draws = [s.draw(240) for s in sources]
-    alone = [_blocks(solo, gates[i], draws[i], [240])[0] for i in range(6)]
+    alone = [generate_in_blocks(solo, gates[i], draws[i], [240])[0] for i in range(6)]
     # stream 0 runs 70 samples alone; streams 1..5 join at their position 0
     s0 = SamplerState.initial(1, weights.hidden_size)
     first, s0 = fast.generate(s0, conditioning_window(gates[0], 0, 70, hop).unsqueeze(0), draws[0][None, :70])

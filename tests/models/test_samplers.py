@@ -17,6 +17,7 @@ from models.samplers.base import (
 from models.samplers.reference import ReferenceSampler
 from models.wavernn import WaveRNN
 from models.weights import extract_weights
+from tests.models.blocks import generate_in_blocks
 
 #: Teacher-forced (nn.GRU) and step-by-step logits differ only by float32 rounding of a
 #: different summation order (interpolating before vs after the input projection).
@@ -29,18 +30,6 @@ def _utterance(model: WaveRNN, frames: int, seed: int, batch: int = 1):
     with torch.no_grad():
         gates = model.gate_conditioning(mel)  # (B, T, 3H)
     return mel, gates
-
-
-def _generate_in_blocks(sampler, gates, uniforms, sizes):
-    """Generate one stream (gates (T, 3H), uniforms (N, 2)) in blocks of the given sizes."""
-    state = SamplerState.initial(1, sampler.hidden_size)
-    out, pos = [], 0
-    for n in sizes:
-        window = conditioning_window(gates, pos, n, sampler.hop_length).unsqueeze(0)
-        pcm, state = sampler.generate(state, window, uniforms[pos : pos + n].unsqueeze(0))
-        out.append(pcm[0])
-        pos += n
-    return torch.cat(out), state
 
 
 def test_teacher_forced_and_sampler_logits_agree(tiny_model: WaveRNN) -> None:
@@ -70,8 +59,8 @@ def test_blocks_of_any_sizes_equal_whole_utterance(tiny_model: WaveRNN, sizes: l
     assert sum(sizes) == n
     sampler = ReferenceSampler(extract_weights(tiny_model))
     uniforms = UniformSource(42).draw(n)
-    whole, s_whole = _generate_in_blocks(sampler, gates[0], uniforms, [n])
-    parts, s_parts = _generate_in_blocks(sampler, gates[0], uniforms, sizes)
+    whole, s_whole = generate_in_blocks(sampler, gates[0], uniforms, [n])
+    parts, s_parts = generate_in_blocks(sampler, gates[0], uniforms, sizes)
     assert torch.equal(whole, parts)
     assert torch.equal(s_whole.h, s_parts.h)
     assert torch.equal(s_whole.coarse, s_parts.coarse) and torch.equal(s_whole.fine, s_parts.fine)
@@ -96,8 +85,8 @@ def test_streams_at_different_positions_share_one_batched_call(tiny_model: WaveR
     sampler = ReferenceSampler(extract_weights(tiny_model))
     src = [UniformSource(1), UniformSource(2)]
     u0, u1 = src[0].draw(240), src[1].draw(130)
-    alone0, _ = _generate_in_blocks(sampler, gates[0], u0, [240])
-    alone1, _ = _generate_in_blocks(sampler, gates[1], u1, [130])
+    alone0, _ = generate_in_blocks(sampler, gates[0], u0, [240])
+    alone1, _ = generate_in_blocks(sampler, gates[1], u1, [130])
     # stream 0 runs 110 samples alone, then stream 1 joins at its position 0
     s0 = SamplerState.initial(1, sampler.hidden_size)
     first, s0 = sampler.generate(s0, conditioning_window(gates[0], 0, 110, hop).unsqueeze(0), u0[None, :110])
@@ -115,7 +104,7 @@ def test_state_carries_previous_sample_and_hidden_vector(tiny_model: WaveRNN) ->
     _, gates = _utterance(tiny_model, frames=4, seed=2)
     sampler = ReferenceSampler(extract_weights(tiny_model))
     uniforms = UniformSource(3).draw(60)
-    pcm, state = _generate_in_blocks(sampler, gates[0], uniforms, [60])
+    pcm, state = generate_in_blocks(sampler, gates[0], uniforms, [60])
     last_c, last_f = split_pcm(pcm[-1:])
     assert int(state.coarse[0]) == int(last_c[0]) and int(state.fine[0]) == int(last_f[0])
     # a different carried hidden vector changes what comes next
