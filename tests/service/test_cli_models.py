@@ -71,3 +71,19 @@ def test_vocode_rejects_bad_features_with_a_clear_message(tmp_path: Path, small_
     assert res.returncode == 2 and "does not exist" in res.stderr
     res = _cli("features", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "m.npy"))
     assert res.returncode == 2 and "error:" in res.stderr
+
+
+def test_say_speaks_text_through_festival_and_the_voice(tmp_path: Path, small_checkpoint: Path) -> None:
+    from models.frontend import FestivalFrontend
+
+    if not FestivalFrontend().available():
+        pytest.skip("Festival (festival festvox-us-slt-hts) is not installed")
+    out = tmp_path / "say.wav"
+    res = _cli("say", "Good morning. See you soon.", "-o", str(out), "--checkpoint", str(small_checkpoint))
+    assert res.returncode == 0, res.stderr
+    with wave.open(str(out)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24_000, 1, 2)
+        n = w.getnframes()
+    assert n % 300 == 0 and 1.0 < n / 24_000 < 6.0  # two short sentences, whole frames of hop 300
+    res = _cli("say", "   ", "-o", str(tmp_path / "empty.wav"), "--checkpoint", str(small_checkpoint))
+    assert res.returncode == 2 and "error:" in res.stderr
