@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from models.config import VoiceConfig, config_from_dict, config_to_dict
+from models.subscale_net import SubscaleWaveRNN, build_model
 from models.wavernn import WaveRNN
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,11 @@ def save_checkpoint(
     """Write ``model`` with its ``voice`` config atomically (temp file, then rename)."""
     if model.cfg != voice.model:
         raise ValueError("model.cfg differs from voice.model; save the config the model was built with")
+    if (voice.subscale is not None) != isinstance(model, SubscaleWaveRNN) or (
+        isinstance(model, SubscaleWaveRNN) and model.sub != voice.subscale
+    ):
+        raise ValueError("the model's subscale settings differ from voice.subscale; save the config the model "
+                         "was built with")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob: dict[str, Any] = {
@@ -92,7 +98,7 @@ def load_checkpoint(
         raise ValueError(f"checkpoint {path} holds an invalid voice config: {exc}") from exc
     if expect is not None and voice != expect:
         raise ValueError(f"checkpoint {path} was saved for {voice}, but {expect} was expected")
-    model = WaveRNN(voice.model)
+    model = build_model(voice)
     try:
         model.load_state_dict(blob["model"])
     except (KeyError, RuntimeError) as exc:

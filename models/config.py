@@ -48,7 +48,7 @@ def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         sub = _NESTED.get((cls.__name__, key))
-        kwargs[key] = config_from_dict(sub, value) if sub is not None else value
+        kwargs[key] = config_from_dict(sub, value) if sub is not None and value is not None else value
     if "fmax" in kwargs and kwargs["fmax"] is not None:
         kwargs["fmax"] = float(kwargs["fmax"])
     return cls(**kwargs)
@@ -164,11 +164,49 @@ class WaveRNNConfig:
 
 
 @dataclass(frozen=True)
+class SubscaleConfig:
+    """Subscale WaveRNN (paper section 4): B interleaved sub-tensors generated as one batch.
+
+    Sub-tensor ``j`` holds original samples ``t * B + j``; it starts ``j * horizon`` steps after
+    sub-tensor 0 and its context network sees, of every earlier sub-tensor ``i < j``, the steps
+    ``t - past .. t + horizon - 1`` (see :mod:`models.subscale` and :mod:`models.subscale_net`).
+    """
+
+    factor: int = 16
+    """B, the number of sub-tensors (samples per step once all run); the paper uses 16."""
+    horizon: int = 8
+    """F, the lead between neighbouring sub-tensors and the future horizon of the context (steps)."""
+    past: int = 8
+    """Steps of the earlier sub-tensors' past the context network reads (0 = only the future window)."""
+    context_channels: int = 64
+    """Width of the context network's output, an extra input of the GRU."""
+
+    def __post_init__(self) -> None:
+        _check(2 <= self.factor <= 64, f"subscale.factor {self.factor} must be in 2..64 (the paper uses 16)")
+        _check(1 <= self.horizon <= 64, f"subscale.horizon {self.horizon} must be in 1..64")
+        _check(0 <= self.past <= 256, f"subscale.past {self.past} must be in 0..256")
+        _check(1 <= self.context_channels <= 1024,
+               f"subscale.context_channels {self.context_channels} must be in 1..1024")
+
+    @property
+    def window(self) -> int:
+        """Steps per earlier sub-tensor in the context window (``past + horizon``)."""
+        return self.past + self.horizon
+
+    @property
+    def context_inputs(self) -> int:
+        """Inputs of the context layer: (coarse, fine) x ``B - 1`` earlier offsets x ``window`` steps."""
+        return 2 * (self.factor - 1) * self.window
+
+
+@dataclass(frozen=True)
 class VoiceConfig:
     """A voice: its feature recipe and its network, kept consistent."""
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: WaveRNNConfig = field(default_factory=WaveRNNConfig)
+    subscale: SubscaleConfig | None = None
+    """Subscale WaveRNN settings; None (the default) is the plain WaveRNN."""
 
     def __post_init__(self) -> None:
         _check(
@@ -198,4 +236,5 @@ class VoiceConfig:
 _NESTED: dict[tuple[str, str], type] = {
     ("VoiceConfig", "features"): FeatureConfig,
     ("VoiceConfig", "model"): WaveRNNConfig,
+    ("VoiceConfig", "subscale"): SubscaleConfig,
 }

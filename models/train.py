@@ -41,6 +41,7 @@ from models.config import VoiceConfig, config_from_dict, config_to_dict
 from models.data import SegmentDataset, UtteranceData, conditioned_batch, load_prepared, resolve_data
 from models.evaluate import class_nll, heldout_nll
 from models.sparsity import PruneConfig, Pruner, sparsity_report
+from models.subscale_net import build_model
 from models.wavernn import WaveRNN
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,18 @@ def load_run_config(path: str | Path) -> tuple[VoiceConfig, TrainConfig]:
     return voice, config_from_dict(TrainConfig, data.get("train", {}))
 
 
+def check_subscale_segments(voice: VoiceConfig, cfg: TrainConfig) -> None:
+    """ValueError unless a subscale voice's training and validation segments fold into B sub-tensors."""
+    if voice.subscale is None:
+        return
+    nb, hop = voice.subscale.factor, voice.model.hop_length
+    for name in ("seq_frames", "valid_seq_frames"):
+        if getattr(cfg, name) * hop % nb:
+            raise ValueError(f"train.{name} * hop = {getattr(cfg, name) * hop} samples is not a multiple of "
+                             f"subscale.factor {nb}; choose train.{name} so that it is (e.g. a multiple of "
+                             f"{nb // np.gcd(nb, hop)})")
+
+
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Learning rate of step ``step`` (0-based): linear warmup, then the schedule (pure function)."""
     if step < cfg.warmup_steps:
@@ -341,6 +354,7 @@ def train(
         progress: stream for the progress line (default stderr).
     """
     run = Path(run_dir)
+    check_subscale_segments(voice, cfg)
     if resume is None and checkpoint_files(run):
         raise ValueError(f"{run} already holds checkpoints; resume with --resume auto or choose another --out")
     run.mkdir(parents=True, exist_ok=True)
@@ -366,7 +380,7 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    model = WaveRNN(voice.model).to(device)
+    model = build_model(voice).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr_at(cfg, 0))
     generator = torch.Generator().manual_seed(cfg.seed)
     pruner = make_pruner(cfg)

@@ -18,6 +18,7 @@ import torch
 
 from models.checkpoint import load_checkpoint
 from models.config import VoiceConfig, config_to_dict
+from models.subscale_net import build_model
 from models.wavernn import WaveRNN
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,14 @@ def untrained_voice(config: VoiceConfig | None = None, seed: int = UNTRAINED_SEE
     config = config or VoiceConfig()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = WaveRNN(config.model).eval()
+        model = build_model(config).eval()
     card = {
         "name": DEFAULT_VOICE,
         "trained": False,
         "description": f"seeded untrained WaveRNN-{config.model.hidden_size} (seed {seed}); produces noise",
         "features": config_to_dict(config.features),
         "model": config_to_dict(config.model),
+        **({"subscale": config_to_dict(config.subscale)} if config.subscale is not None else {}),
         "parameters": model.num_parameters(),
     }
     return Voice(DEFAULT_VOICE, model, config, card)
