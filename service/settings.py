@@ -43,10 +43,10 @@ class Settings(BaseSettings):
     workers: int = Field(
         1, ge=1, le=64, description="Device workers on CPU (on CUDA there is one worker per visible GPU)."
     )
-    sampler: Literal["auto", "reference", "cpu"] = Field(
-        "auto", description="Sampler: `reference` (torch loop, any device), `cpu` (compiled CPU sampler); "
-        "`auto` is the compiled CPU sampler on CPU and the reference sampler on CUDA (until the fused GPU "
-        "kernel lands)."
+    sampler: Literal["auto", "reference", "cpu", "gpu"] = Field(
+        "auto", description="Sampler: `reference` (torch loop, any device), `cpu` (compiled CPU sampler), "
+        "`gpu` (fused persistent Triton kernel, CUDA only); `auto` is the fused kernel on CUDA and the "
+        "compiled CPU sampler on CPU."
     )
     torch_threads: int = Field(
         0, ge=0, le=256, description="torch intra-op threads for the whole process; 0 keeps torch's default."

@@ -2,13 +2,15 @@
 
 On CUDA there is one worker per visible GPU; on CPU ``workers`` workers share the cores.
 Samplers implement :class:`models.samplers.base.Sampler`: ``reference`` (the readable torch
-loop, any device) and ``cpu`` (the compiled CPU sampler, :mod:`models.samplers.cpu`, imported
-only when used). ``auto`` is the compiled CPU sampler on CPU and the reference sampler on
-CUDA; the fused GPU kernel will take CUDA's place here.
+loop, any device), ``cpu`` (the compiled CPU sampler, :mod:`models.samplers.cpu`) and ``gpu``
+(the fused persistent Triton kernel, :mod:`models.samplers.gpu`), each imported only when
+used. ``auto`` is the fused kernel on CUDA (the reference sampler, with a warning, when Triton
+is not installed) and the compiled CPU sampler on CPU.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -18,7 +20,9 @@ from models.samplers.reference import ReferenceSampler
 from models.voices import Voice
 from models.weights import extract_weights
 
-SAMPLERS = ("auto", "reference", "cpu")
+SAMPLERS = ("auto", "reference", "cpu", "gpu")
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_devices(device: str, workers: int) -> list[tuple[str, torch.device]]:
@@ -48,7 +52,7 @@ def sampler_factory(voice: Voice, kind: str = "auto", workers: int = 1) -> Calla
 
     Args:
         voice: the served voice.
-        kind: ``auto``, ``reference`` or ``cpu``.
+        kind: ``auto``, ``reference``, ``cpu`` or ``gpu``.
         workers: how many workers will call samplers at once (the compiled CPU sampler then
             runs each call on one core: its parallel layer does not allow concurrent calls).
     """
@@ -63,14 +67,30 @@ def sampler_factory(voice: Voice, kind: str = "auto", workers: int = 1) -> Calla
             from models.samplers.cpu import CpuSampler
 
             return CpuSampler(weights, threads=1 if workers > 1 else None)
+        if kind == "gpu" or (kind == "auto" and device.type == "cuda"):
+            if device.type != "cuda":
+                raise ValueError(f"TTS_SAMPLER=gpu runs on CUDA, not on {device}; use TTS_SAMPLER=cpu or auto")
+            try:
+                from models.samplers.gpu import GpuSampler
+            except ImportError as exc:
+                if kind == "gpu":
+                    raise ValueError(f"TTS_SAMPLER=gpu needs Triton ({exc}); install torch's CUDA build, which "
+                                     "ships it, or use TTS_SAMPLER=reference") from exc
+                logger.warning("Triton is not importable (%s): %s runs the reference sampler", exc, device)
+                return ReferenceSampler(weights.to(device))
+            return GpuSampler(weights, device, mode="persistent")
         return ReferenceSampler(weights.to(device))
 
     return make
 
 
-def warm_up_block(voice: Voice, n_samples: int) -> Callable[[Sampler, torch.device], None]:
-    """A warm-up: ``n_samples`` samples of near-silence through a fresh sampler, for one stream
-    and for two (compiled samplers build their batched path on first use)."""
+def warm_up_block(voice: Voice, n_samples: int, max_batch: int = 2) -> Callable[[Sampler, torch.device], None]:
+    """A warm-up: ``n_samples`` samples of near-silence through a fresh sampler.
+
+    Compiled samplers build a variant per batch shape on first use: the warm-up runs one
+    batch of each shape the sampler names (``warm_batches(max_batch)``, the fused GPU kernel),
+    else batches of 1 and 2 (the compiled CPU sampler's solo and batched paths).
+    """
     hop = voice.config.features.hop_length
     frames = n_samples // hop + 2
     mel = torch.full((1, frames, voice.config.features.n_mels), -5.0)  # (1, T, n_mels)
@@ -79,7 +99,8 @@ def warm_up_block(voice: Voice, n_samples: int) -> Callable[[Sampler, torch.devi
     window = conditioning_window(gates, 0, n_samples, hop)  # (F, 3H)
 
     def warm(sampler: Sampler, device: torch.device) -> None:
-        for batch in (1, 2):
+        shapes = getattr(sampler, "warm_batches", None)
+        for batch in (shapes(max_batch) if shapes else (1, 2)):
             state = SamplerState.initial(batch, sampler.hidden_size, device)
             uniforms = UniformSource(0).draw(batch * n_samples).view(batch, n_samples, 2).to(device)  # (B, n, 2)
             cond = window.unsqueeze(0).expand(batch, -1, -1).contiguous().to(device)  # (B, F, 3H)

@@ -115,7 +115,9 @@ class Engine:
         )
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts-cond")
         make = await asyncio.to_thread(self._make_sampler, voice)
-        warm = await asyncio.to_thread(warm_up_block, voice, min(self.config.block_samples, cfg.features.hop_length))
+        warm = await asyncio.to_thread(
+            warm_up_block, voice, min(self.config.block_samples, cfg.features.hop_length), self.config.max_batch
+        )
         for name, device in devices:
             self._observer.worker_up(name, False)
             worker = DeviceWorker(

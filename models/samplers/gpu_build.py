@@ -1,0 +1,94 @@
+"""Build the fused kernel for a GPU target without a GPU, and report what it costs on chip.
+
+Triton's wheel carries ``ptxas`` and ``cuobjdump``, so the persistent kernel can be compiled
+to an sm_90 cubin on any machine. :func:`compile_report` does that for a model size and
+batch and reads back registers per thread, stack frame (spills), shared memory and the PTX of
+the grid barrier, which is how CI checks the GPU code path builds, and how the launch
+configuration is sized before a GPU is at hand. Run ``python -m models.samplers.gpu_build``
+for the table of the shipped sizes (one JSON line per configuration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import triton
+
+from models.samplers.gpu import DOT_BLOCK_K, FMA_MAX_BATCH, _pow2, plan_partition
+from models.samplers.persistent import wavernn_block_kernel
+
+_FP16 = {"R_ptr", "O1_ptr", "O2_ptr", "O3_ptr", "O4_ptr"}
+_I32 = {"base_ptr", "prev_ptr", "out_c_ptr", "out_f_ptr", "counter_ptr"}
+#: H100 SXM / H200: 132 multiprocessors.
+HOPPER_SMS = 132
+
+
+def kernel_meta(hidden: int, batch: int, persistent: bool, programs: int = HOPPER_SMS,
+                head_hidden: int | None = None) -> tuple[dict[str, Any], int]:
+    """The constexpr arguments the sampler would launch with, and the grid size."""
+    dot = batch > FMA_MAX_BATCH
+    bb = max(16, _pow2(batch)) if dot else _pow2(batch)
+    part = plan_partition(hidden, head_hidden or hidden // 2, programs, dot)
+    meta = {"UC": part.units, "UO": part.head_rows, "HP": _pow2(hidden), "HALFP": _pow2(hidden // 2), "BB": bb,
+            "BK": min(DOT_BLOCK_K, _pow2(hidden // 2)), "DOT": dot, "DOT_PRECISION": "tf32x3",
+            "PERSISTENT": persistent}
+    return meta, part.programs
+
+
+def compile_report(hidden: int, batch: int, persistent: bool = True, arch: int = 90,
+                   num_warps: int = 8) -> dict[str, Any]:
+    """Compile for ``sm_<arch>`` and report the kernel's resources.
+
+    Returns:
+        dict with target, hidden, batch, programs, the constexprs, registers (per thread),
+        stack and local bytes (spills), shared bytes, compile seconds and ``barrier_ptx``
+        (the atomic and fence lines of the PTX).
+    """
+    from triton.backends.compiler import GPUTarget
+
+    meta, programs = kernel_meta(hidden, batch, persistent)
+    names = list(inspect.signature(wavernn_block_kernel.fn).parameters)
+    sig = {n: "constexpr" if n in meta else ("*fp16" if n in _FP16 else "*i32" if n in _I32 else
+                                             "*fp32" if n.endswith("_ptr") else "i32") for n in names}
+    start = time.perf_counter()
+    src = triton.compiler.ASTSource(fn=wavernn_block_kernel, signature=sig, constexprs=meta)
+    compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": num_warps})
+    seconds = time.perf_counter() - start
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    with tempfile.TemporaryDirectory() as tmp:
+        cubin = Path(tmp) / "kernel.cubin"
+        cubin.write_bytes(compiled.asm["cubin"])
+        usage = subprocess.run([str(tool), "--dump-resource-usage", str(cubin)], capture_output=True, text=True,
+                               check=True).stdout
+    fields = dict(re.findall(r"(REG|STACK|SHARED|LOCAL):(\d+)", usage))
+    ptx = compiled.asm["ptx"]
+    barrier = [line.strip() for line in ptx.splitlines() if re.search(r"\b(atom|red)\.|\bfence\.|\.acquire\.", line)]
+    return {"target": f"sm_{arch}", "hidden": hidden, "batch": batch, "programs": programs, "num_warps": num_warps,
+            "meta": meta, "registers": int(fields.get("REG", 0)), "stack_bytes": int(fields.get("STACK", 0)),
+            "local_bytes": int(fields.get("LOCAL", 0)), "shared_bytes": int(fields.get("SHARED", 0)),
+            "compile_s": round(seconds, 1), "barrier_ptx": "\n".join(dict.fromkeys(barrier))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[896, 1024])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 4, 16, 64, 256])
+    args = parser.parse_args(argv)
+    for hidden in args.hidden:
+        for batch in args.batch:
+            report = compile_report(hidden, batch)
+            report.pop("barrier_ptx")
+            print(json.dumps(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

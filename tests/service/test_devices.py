@@ -1,0 +1,60 @@
+"""Which sampler each device gets (service/engine/devices.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.samplers.cpu import CpuSampler
+from models.samplers.reference import ReferenceSampler
+from service.engine.devices import SAMPLERS, resolve_devices, sampler_factory, warm_up_block
+from service.settings import Settings
+from service.voices import resolve_voice
+
+
+@pytest.fixture(scope="module")
+def voice():
+    return resolve_voice("untrained-tiny")
+
+
+def test_every_sampler_setting_is_known_to_the_factory() -> None:
+    field = Settings.model_fields["sampler"]
+    assert set(field.annotation.__args__) == set(SAMPLERS)  # type: ignore[union-attr]
+
+
+def test_cpu_gets_the_compiled_sampler_and_reference_on_request(voice) -> None:
+    assert isinstance(sampler_factory(voice, "auto")(torch.device("cpu")), CpuSampler)
+    assert isinstance(sampler_factory(voice, "reference")(torch.device("cpu")), ReferenceSampler)
+
+
+def test_gpu_sampler_on_cpu_is_a_clear_error(voice) -> None:
+    with pytest.raises(ValueError, match="TTS_SAMPLER=gpu runs on CUDA"):
+        sampler_factory(voice, "gpu")(torch.device("cpu"))
+    with pytest.raises(ValueError, match="unknown sampler"):
+        sampler_factory(voice, "fast")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
+def test_without_cuda_auto_falls_back_to_cpu_workers() -> None:
+    assert [d.type for _, d in resolve_devices("auto", 2)] == ["cpu", "cpu"]
+    with pytest.raises(ValueError, match="no CUDA device"):
+        resolve_devices("cuda", 1)
+
+
+def test_warm_up_runs_the_batches_a_sampler_names(voice) -> None:
+    seen: list[int] = []
+    inner = sampler_factory(voice, "reference")(torch.device("cpu"))
+
+    class Recording:
+        hidden_size = inner.hidden_size
+        hop_length = inner.hop_length
+
+        def warm_batches(self, max_batch: int) -> list[int]:
+            return [1, 3, max_batch]
+
+        def generate(self, state, cond, uniforms):
+            seen.append(state.batch)
+            return inner.generate(state, cond, uniforms)
+
+    warm_up_block(voice, 60, max_batch=5)(Recording(), torch.device("cpu"))
+    assert seen == [1, 3, 5]
