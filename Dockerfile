@@ -17,20 +17,41 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
+# A C compiler for the dependencies published only as sources (pesq); Python's headers too
+# where the base lacks them (a debootstrapped bookworm: python3-dev). Builder stage only.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && if [ ! -f "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ]; then \
+           apt-get install -y --no-install-recommends python3-dev; \
+       fi \
+    && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # torch goes in FIRST, from the CPU index (or wheels dropped into docker/wheelhouse/), so no
 # later requirement can pull a CUDA build; `torch==2.13.0` in pyproject.toml is then satisfied.
+# With TORCH_INDEX_URL empty, torch itself comes only from /wheelhouse (--no-index --no-deps)
+# and its dependencies (sympy, networkx, ...) from PyPI. Behind a TLS-intercepting proxy, pass
+# the host's CA bundle as the build secret `ca-bundle` (docker build --secret / podman build
+# --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt): it is mounted for these steps
+# only and never stored in the image.
 COPY docker/wheelhouse/ /wheelhouse/
-RUN set -eu; \
-    if [ -n "${TORCH_INDEX_URL}" ]; then export PIP_INDEX_URL="${TORCH_INDEX_URL}"; else export PIP_NO_INDEX=1; fi; \
-    pip install --no-cache-dir --find-links /wheelhouse "torch==${TORCH_VERSION}"; \
+RUN --mount=type=secret,id=ca-bundle set -eu; \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
+    if [ -n "${TORCH_INDEX_URL}" ]; then \
+        pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" --find-links /wheelhouse "torch==${TORCH_VERSION}"; \
+    else \
+        pip install --no-cache-dir --no-index --no-deps --find-links /wheelhouse "torch==${TORCH_VERSION}"; \
+        pip install --no-cache-dir "torch==${TORCH_VERSION}"; \
+    fi; \
     python -c "import torch, sys; sys.exit(0 if not torch.version.cuda else 'a CUDA build of torch was installed')"
 COPY pyproject.toml README.md /src/
 COPY models /src/models
 COPY service /src/service
 # A regular (non-editable) install: models/voices/<name>/{model.pt,card.json} are package data.
-RUN pip install --no-cache-dir --find-links /wheelhouse /src
+RUN --mount=type=secret,id=ca-bundle set -eu; \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
+    pip install --no-cache-dir --find-links /wheelhouse /src
 
 # ---- runtime ---------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS runtime
