@@ -44,6 +44,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         queue_size=settings.queue_size,
         request_timeout_s=settings.request_timeout_s,
         torch_threads=settings.torch_threads,
+        max_unread_s=settings.max_unread_s,
     )
 
 

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         300.0, gt=0.0, le=3600.0, description="Deadline of one request from admission to its last sample (s)."
     )
+    max_unread_s: float = Field(
+        30.0, ge=0.0, le=3600.0, description="Seconds of generated audio a stream may hold that its client has not "
+        "read yet; past it the stream sits out of the batch until the client catches up (0: no limit)."
+    )
     retry_after_s: int = Field(1, ge=1, le=3600, description="Retry-After (s) sent with 429 and 503 answers.")
     drain_timeout_s: float = Field(
         30.0, ge=0.0, le=600.0, description="On shutdown, how long streams in flight may finish (s)."

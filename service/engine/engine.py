@@ -55,6 +55,8 @@ class EngineConfig:
         queue_size: streams that may wait beyond the free batch slots.
         request_timeout_s: deadline of a request from submission (s).
         torch_threads: torch intra-op threads (0: leave as is).
+        max_unread_s: seconds of generated audio a stream may hold unread by its client
+            before it sits out of the batch until the client catches up (0: no limit).
     """
 
     device: str = "cpu"
@@ -65,6 +67,7 @@ class EngineConfig:
     queue_size: int = 64
     request_timeout_s: float = 300.0
     torch_threads: int = 0
+    max_unread_s: float = 30.0
 
 
 class Engine:
@@ -182,8 +185,10 @@ class Engine:
         if isinstance(request.features, np.ndarray):
             first = self._validate(request.features, request.max_samples, 0)
         loop = asyncio.get_running_loop()
-        stream = Stream(request.seed, self._voice.config.features.hop_length,
-                        time.monotonic() + self.config.request_timeout_s, loop)
+        features = self._voice.config.features
+        unread_s = self.config.max_unread_s
+        stream = Stream(request.seed, features.hop_length, time.monotonic() + self.config.request_timeout_s, loop,
+                        max(1, round(unread_s * features.sample_rate)) if unread_s > 0 else None)
         stream.on_cancel = self._on_cancel
         stream.on_release = self._queue.release
         self._queue.put(stream)

@@ -9,7 +9,9 @@ A :class:`Stream` is shared by three parties:
 
 Blocks cross from the worker thread to the event loop with ``loop.call_soon_threadsafe`` into
 an ``asyncio.Queue``, so the worker never blocks on a slow client and the loop never blocks on
-the worker.
+the worker. Backpressure: a stream holding ``max_unread`` or more generated samples that its
+reader has not taken yet is not :meth:`Stream.ready`, so it sits out of the batch (keeping its
+slot and state) until the reader catches up; taking a block wakes the worker.
 """
 
 from __future__ import annotations
@@ -41,9 +43,14 @@ class Stream:
         hop: samples per conditioning frame.
         deadline: ``time.monotonic()`` after which the stream is dropped.
         loop: the event loop its reader runs on.
+        max_unread: generated samples the reader may leave unread before the stream pauses
+            (None: no limit).
     """
 
-    def __init__(self, seed: int, hop: int, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, seed: int, hop: int, deadline: float, loop: asyncio.AbstractEventLoop,
+                 max_unread: int | None = None) -> None:
+        if max_unread is not None and max_unread < 1:
+            raise ValueError(f"max_unread must be >= 1 sample or None, got {max_unread}")
         self.id = next(_ids)
         self.seed = seed
         self.hop = hop
@@ -60,6 +67,8 @@ class Stream:
         self._final = False
         self._closed = False  # a terminal item (end or error) was queued
         self._cancelled = False
+        self.max_unread = max_unread
+        self._unread = 0  # samples delivered and not yet taken by the reader
         # output side
         self._loop = loop
         self.output: asyncio.Queue[Any] = asyncio.Queue()
@@ -104,11 +113,14 @@ class Stream:
     def ready(self, n: int) -> bool:
         """Whether the next block of ``n`` samples can be generated now.
 
-        A stream whose input is final is ready until its last sample; otherwise the frames
-        the block reads (including the next frame for interpolation) must have arrived, so
-        the audio does not depend on when later sentences arrive.
+        Not while the reader has ``max_unread`` samples or more still to take. Otherwise a
+        stream whose input is final is ready until its last sample; one whose input is still
+        coming needs the frames the block reads (including the next frame for interpolation),
+        so the audio does not depend on when later sentences arrive.
         """
         with self._lock:
+            if self.max_unread is not None and self._unread >= self.max_unread:
+                return False  # the reader is behind: wait for it (backpressure)
             t = 0 if self._gates is None else int(self._gates.shape[0])
             if self._final:
                 return self.position < t * self.hop
@@ -136,7 +148,23 @@ class Stream:
     def deliver(self, pcm: np.ndarray) -> None:
         """Queue one int16 PCM block (n,) for the reader."""
         if not self._closed:
+            with self._lock:
+                self._unread += len(pcm)
             self._put(pcm)
+
+    def taken(self, n: int) -> None:
+        """The reader took a block of ``n`` samples (event loop); wakes a worker waiting on it."""
+        with self._lock:
+            was_full = self.max_unread is not None and self._unread >= self.max_unread
+            self._unread -= n
+        if was_full:
+            self.wake()
+
+    @property
+    def unread(self) -> int:
+        """Generated samples the reader has not taken yet."""
+        with self._lock:
+            return self._unread
 
     def end(self) -> None:
         """Queue the end of the stream (after every block)."""
@@ -212,6 +240,7 @@ class StreamReader:
         if isinstance(item, BaseException):
             self._done = True
             raise item
+        s.taken(len(item))
         return item
 
     def cancel(self) -> None:

@@ -236,3 +236,24 @@ def test_shutdown_drains_streams_in_flight_then_refuses(voice: Voice) -> None:
         return await reading
 
     np.testing.assert_array_equal(asyncio.run(main()), solo(voice, mel, seed=3))
+
+
+def test_a_slow_reader_pauses_its_stream_without_holding_back_the_others(voice: Voice) -> None:
+    """Backpressure: a stream whose client stops reading stays within max_unread; the others finish."""
+    mel = tiny_mel(40, seed=5)  # 1,200 samples = 10 blocks
+    unread_s = 2 * BLOCK / voice.config.features.sample_rate  # two blocks
+
+    async def body(engine: Engine) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        slow = await engine.submit(SynthesisRequest(mel, seed=1))
+        fast = await engine.submit(SynthesisRequest(mel, seed=2))
+        fast_out = await collect(fast)  # the other stream completes while `slow` is not read at all
+        await asyncio.sleep(0.2)
+        held = slow._stream.unread  # type: ignore[attr-defined]
+        first = await slow.__anext__()  # reading again resumes generation
+        rest = await collect(slow)
+        return held, fast_out, first, rest
+
+    held, fast_out, first, rest = run_engine(voice, body, max_unread_s=unread_s)
+    assert held == 2 * BLOCK, "the unread stream should stop exactly at its limit"
+    assert fast_out.shape == (40 * 30,)
+    np.testing.assert_array_equal(np.concatenate([first, rest]), solo(voice, mel, seed=1))
