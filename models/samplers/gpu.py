@@ -36,8 +36,15 @@ logger = logging.getLogger(__name__)
 MODES = ("persistent", "phased")
 #: Batches up to this size use the register-resident FMA path; larger ones tl.dot (padded to 16+).
 FMA_MAX_BATCH = 4
-#: K chunk of the tl.dot path.
+#: Streams sampled at once (bounds the softmax/cumsum tile to (SAMPLE_ROWS, 256) in registers).
+SAMPLE_ROWS = 16
+#: K chunk of the tl.dot path (halved for tiles of 128+ streams, whose (K, BB) operand is larger).
 DOT_BLOCK_K = 64
+
+
+def dot_block_k(hidden: int, tile: int) -> int:
+    """K chunk for a batch tile of ``tile`` streams."""
+    return min(DOT_BLOCK_K if tile < 128 else DOT_BLOCK_K // 2, _pow2(hidden // 2))
 
 
 def interpreting() -> bool:
@@ -166,7 +173,8 @@ class GpuSampler:
                 w["O3"], w["O3_bias"], w["O4"], w["O4_bias"], cond_d, base, uni, prev, h_buf, scratch, lc, lf,
                 out_c, out_f, counter, b, n, self.hop_length, int(cond_d.shape[1]), h, self.head_hidden)
         meta = {"UC": part.units, "UO": part.head_rows, "HP": _pow2(h), "HALFP": _pow2(h // 2), "BB": bb,
-                "BK": min(DOT_BLOCK_K, _pow2(h // 2)), "DOT": dot, "DOT_PRECISION": self.dot_precision}
+                "BK": dot_block_k(h, bb), "DOT": dot, "DOT_PRECISION": self.dot_precision,
+                "SB": min(bb, SAMPLE_ROWS)}
         grid = (part.programs,)
         if self.mode == "persistent":
             wavernn_block_kernel[grid](*args, 0, 0, PERSISTENT=True, num_warps=8, **meta)

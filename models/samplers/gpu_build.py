@@ -22,7 +22,7 @@ from typing import Any
 
 import triton
 
-from models.samplers.gpu import DOT_BLOCK_K, FMA_MAX_BATCH, _pow2, plan_partition
+from models.samplers.gpu import FMA_MAX_BATCH, SAMPLE_ROWS, _pow2, dot_block_k, plan_partition
 from models.samplers.persistent import wavernn_block_kernel
 
 _FP16 = {"R_ptr", "O1_ptr", "O2_ptr", "O3_ptr", "O4_ptr"}
@@ -38,7 +38,7 @@ def kernel_meta(hidden: int, batch: int, persistent: bool, programs: int = HOPPE
     bb = max(16, _pow2(batch)) if dot else _pow2(batch)
     part = plan_partition(hidden, head_hidden or hidden // 2, programs, dot)
     meta = {"UC": part.units, "UO": part.head_rows, "HP": _pow2(hidden), "HALFP": _pow2(hidden // 2), "BB": bb,
-            "BK": min(DOT_BLOCK_K, _pow2(hidden // 2)), "DOT": dot, "DOT_PRECISION": "tf32x3",
+            "BK": dot_block_k(hidden, bb), "DOT": dot, "DOT_PRECISION": "tf32x3", "SB": min(bb, SAMPLE_ROWS),
             "PERSISTENT": persistent}
     return meta, part.programs
 

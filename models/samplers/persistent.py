@@ -54,6 +54,8 @@ PHASE_FINE_GATES = 2
 PHASE_FINE_HEAD = 3
 PHASE_FINAL = 4
 N_CLASSES = tl.constexpr(256)
+#: Classes per tl.dot in the heads' second layer (keeps a (BB, chunk) tile, not (BB, 256)).
+CLASS_CHUNK = tl.constexpr(32)
 
 
 @triton.jit
@@ -83,23 +85,28 @@ def _grid_sync(counter_ptr, target):
 
 
 @triton.jit
-def _sample(acc_ptr, uni_ptr, u_stride, B, BB: tl.constexpr):
+def _sample(acc_ptr, uni_ptr, u_stride, B, BB: tl.constexpr, SB: tl.constexpr):
     """Inverse-CDF draw for each stream from summed logits (BB, 256) at ``acc_ptr``.
 
-    ``uni_ptr + b * u_stride`` holds stream b's uniform. Returns (BB,) int32 classes.
+    ``uni_ptr + b * u_stride`` holds stream b's uniform. Streams go SB at a time so the
+    softmax and cumulative sum keep a (SB, 256) tile, not (BB, 256). Returns (BB,) int32.
     """
-    b = tl.arange(0, BB)
+    bcol = tl.arange(0, BB)
     cls = tl.arange(0, N_CLASSES)
-    ok = b < B
-    logits = tl.load(acc_ptr + b[:, None] * N_CLASSES + cls[None, :], mask=ok[:, None], other=0.0,
-                     cache_modifier=".cg")
-    m = tl.max(logits, axis=1)
-    e = tl.exp(logits - m[:, None])
-    p = e / tl.sum(e, axis=1)[:, None]
-    cdf = tl.cumsum(p, axis=1)
-    u = tl.load(uni_ptr + b * u_stride, mask=ok, other=0.0)
-    idx = tl.sum((cdf <= u[:, None]).to(tl.int32), axis=1)
-    return tl.minimum(idx, N_CLASSES - 1)
+    out = tl.zeros((BB,), dtype=tl.int32)
+    for b0 in tl.static_range(0, BB, SB):
+        b = b0 + tl.arange(0, SB)
+        ok = b < B
+        logits = tl.load(acc_ptr + b[:, None] * N_CLASSES + cls[None, :], mask=ok[:, None], other=0.0,
+                         cache_modifier=".cg")
+        m = tl.max(logits, axis=1)
+        e = tl.exp(logits - m[:, None])
+        p = e / tl.sum(e, axis=1)[:, None]
+        cdf = tl.cumsum(p, axis=1)
+        u = tl.load(uni_ptr + b * u_stride, mask=ok, other=0.0)
+        idx = tl.minimum(tl.sum((cdf <= u[:, None]).to(tl.int32), axis=1), N_CLASSES - 1)  # (SB,)
+        out += tl.sum(tl.where(bcol[:, None] == b[None, :], idx[None, :], 0), axis=1)
+    return out
 
 
 @triton.jit
@@ -183,30 +190,38 @@ def _head_partial(o_in, o_in_ptr, o_out, o_out_ptr, in_bias_ptr, y_ptr, acc_ptr,
     a = _matmul(o_in, o_in_ptr, rows, row_ok, half, y_ptr, H, half, B, UO, HALFP, BB, BK, DOT, DOT_PRECISION)
     a = tl.maximum(a + tl.load(in_bias_ptr + rows, mask=row_ok, other=0.0)[:, None], 0.0)  # (UO, BB)
     a = tl.where(row_ok[:, None], a, 0.0)
-    cls = tl.arange(0, N_CLASSES)
     bcol = tl.arange(0, BB)
-    if DOT:
-        w = tl.load(o_out_ptr + cls[None, :] * HH + rows[:, None], mask=row_ok[:, None], other=0.0,
-                    eviction_policy="evict_last")  # (UO, 256)
-        part = tl.dot(tl.trans(a), w.to(tl.float32), input_precision=DOT_PRECISION)  # (BB, 256)
+    if DOT:  # classes in chunks of CLASS_CHUNK keep the (BB, chunk) product in registers
+        at = tl.trans(a)  # (BB, UO)
+        for c0 in tl.static_range(0, N_CLASSES, CLASS_CHUNK):
+            cls = c0 + tl.arange(0, CLASS_CHUNK)
+            w = tl.load(o_out_ptr + cls[None, :] * HH + rows[:, None], mask=row_ok[:, None], other=0.0,
+                        eviction_policy="evict_last")  # (UO, chunk)
+            part = tl.dot(at, w.to(tl.float32), input_precision=DOT_PRECISION)  # (BB, chunk)
+            ok = (bcol < B)[:, None] & ((cls + pid * UO) < HH + cls)[None, :]  # a program with no rows adds nothing
+            tl.atomic_add(acc_ptr + bcol[:, None] * N_CLASSES + cls[None, :], part, mask=ok, sem="relaxed",
+                          scope="gpu")
     else:
+        cls = tl.arange(0, N_CLASSES)
         wf = o_out.to(tl.float32)  # (256, UO)
         part = tl.zeros((BB, N_CLASSES), dtype=tl.float32)
         for b in tl.static_range(BB):
             ab = tl.sum(tl.where(bcol[None, :] == b, a, 0.0), axis=1)  # (UO,)
             col = tl.sum(wf * ab[None, :], axis=1)  # (256,)
             part = tl.where(bcol[:, None] == b, col[None, :], part)
-    ok = (bcol < B)[:, None] & ((cls + pid * UO) < HH + cls)[None, :]  # (BB, 256); no rows: no adds
-    tl.atomic_add(acc_ptr + bcol[:, None] * N_CLASSES + cls[None, :], part, mask=ok, sem="relaxed", scope="gpu")
+        ok = (bcol < B)[:, None] & ((cls + pid * UO) < HH + cls)[None, :]  # (BB, 256)
+        tl.atomic_add(acc_ptr + bcol[:, None] * N_CLASSES + cls[None, :], part, mask=ok, sem="relaxed", scope="gpu")
 
 
 @triton.jit
-def _reset_logits(acc_ptr, bias_ptr, B, BB: tl.constexpr):
-    b = tl.arange(0, BB)
+def _reset_logits(acc_ptr, bias_ptr, B, BB: tl.constexpr, SB: tl.constexpr):
+    """Every stream's row of the logits accumulator := the output bias (SB streams at a time)."""
     cls = tl.arange(0, N_CLASSES)
     bias = tl.load(bias_ptr + cls)
-    tl.store(acc_ptr + b[:, None] * N_CLASSES + cls[None, :], bias[None, :] + tl.zeros((BB, N_CLASSES), tl.float32),
-             mask=(b < B)[:, None] & (cls < N_CLASSES)[None, :])
+    for b0 in tl.static_range(0, BB, SB):
+        b = b0 + tl.arange(0, SB)
+        tl.store(acc_ptr + b[:, None] * N_CLASSES + cls[None, :], bias[None, :] + tl.zeros((SB, N_CLASSES), tl.float32),
+                 mask=(b < B)[:, None] & (cls < N_CLASSES)[None, :])
 
 
 @triton.jit
@@ -216,7 +231,7 @@ def _phase(phase, k, pid, w_r, w_o1, w_o2, w_o3, w_o4,
            cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr, out_f_ptr,
            B, n, hop, F, H, HH,
            UC: tl.constexpr, UO: tl.constexpr, HP: tl.constexpr, HALFP: tl.constexpr, BB: tl.constexpr,
-           BK: tl.constexpr, DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+           BK: tl.constexpr, DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, SB: tl.constexpr):
     """One phase of step ``k`` for program ``pid`` (see the module docstring)."""
     half = H // 2
     H3 = 3 * H
@@ -234,7 +249,7 @@ def _phase(phase, k, pid, w_r, w_o1, w_o2, w_o3, w_o4,
         f_prev = tl.load(prev_ptr + bcol * 2 + 1, mask=bok, other=0)
         if k > 0:
             c_prev = tl.load(out_c_ptr + bcol * n + k - 1, mask=bok, other=0, cache_modifier=".cg")
-            f_prev = _sample(lf_ptr, uni_ptr + (k - 1) * 2 + 1, n * 2, B, BB)
+            f_prev = _sample(lf_ptr, uni_ptr + (k - 1) * 2 + 1, n * 2, B, BB, SB)
             if pid == 0:
                 tl.store(out_f_ptr + bcol * n + k - 1, f_prev, mask=bok)
         xc = _unit(c_prev)[None, :]
@@ -262,11 +277,11 @@ def _phase(phase, k, pid, w_r, w_o1, w_o2, w_o3, w_o4,
             tl.store(sp + (3 + g) * half, _slot(gh3, 4 + g), mask=m2)
     elif phase == 1:  # PHASE_COARSE_HEAD
         if pid == 0:
-            _reset_logits(lf_ptr, O4_bias_ptr, B, BB)
+            _reset_logits(lf_ptr, O4_bias_ptr, B, BB, SB)
         _head_partial(w_o1, O1_ptr, w_o2, O2_ptr, O1_bias_ptr, h_next, lc_ptr, pid, H, HH, half, B,
                       UO, HALFP, BB, BK, DOT, DOT_PRECISION)
     elif phase == 2:  # PHASE_FINE_GATES
-        c = _sample(lc_ptr, uni_ptr + k * 2, n * 2, B, BB)
+        c = _sample(lc_ptr, uni_ptr + k * 2, n * 2, B, BB, SB)
         if pid == 0:
             tl.store(out_c_ptr + bcol * n + k, c, mask=bok)
         xc = _unit(c)[None, :]
@@ -285,12 +300,12 @@ def _phase(phase, k, pid, w_r, w_o1, w_o2, w_o3, w_o4,
         tl.store(h_next + bcol[None, :] * H + half + unit[:, None], h_new, mask=m2)
     elif phase == 3:  # PHASE_FINE_HEAD
         if pid == 0:
-            _reset_logits(lc_ptr, O2_bias_ptr, B, BB)
+            _reset_logits(lc_ptr, O2_bias_ptr, B, BB, SB)
         _head_partial(w_o3, O3_ptr, w_o4, O4_ptr, O3_bias_ptr, h_next + half, lf_ptr, pid, H, HH, half, B,
                       UO, HALFP, BB, BK, DOT, DOT_PRECISION)
     else:  # PHASE_FINAL: the last fine class of the block
         if pid == 0:
-            f = _sample(lf_ptr, uni_ptr + (n - 1) * 2 + 1, n * 2, B, BB)
+            f = _sample(lf_ptr, uni_ptr + (n - 1) * 2 + 1, n * 2, B, BB, SB)
             tl.store(out_f_ptr + bcol * n + n - 1, f, mask=bok)
 
 
@@ -301,7 +316,7 @@ def wavernn_block_kernel(
     cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr, out_f_ptr, counter_ptr,
     B, n, hop, F, H, HH, step, phase,
     UC: tl.constexpr, UO: tl.constexpr, HP: tl.constexpr, HALFP: tl.constexpr, BB: tl.constexpr,
-    BK: tl.constexpr, DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, PERSISTENT: tl.constexpr,
+    BK: tl.constexpr, DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, SB: tl.constexpr, PERSISTENT: tl.constexpr,
 ):
     """A block of ``n`` steps for ``B`` streams (persistent), or one phase of step ``step`` (phased).
 
@@ -343,17 +358,17 @@ def wavernn_block_kernel(
                 _phase(ph, k, pid, w_r, w_o1, w_o2, w_o3, w_o4, R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
                        O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,
                        cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr,
-                       out_f_ptr, B, n, hop, F, H, HH, UC, UO, HP, HALFP, BB, BK, DOT, DOT_PRECISION)
+                       out_f_ptr, B, n, hop, F, H, HH, UC, UO, HP, HALFP, BB, BK, DOT, DOT_PRECISION, SB)
                 _grid_sync(counter_ptr, (k * 4 + ph + 1) * nprog)
         _phase(4, n, pid, w_r, w_o1, w_o2, w_o3, w_o4, R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
                O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,
                cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr,
-               out_f_ptr, B, n, hop, F, H, HH, UC, UO, HP, HALFP, BB, BK, DOT, DOT_PRECISION)
+               out_f_ptr, B, n, hop, F, H, HH, UC, UO, HP, HALFP, BB, BK, DOT, DOT_PRECISION, SB)
     else:
         _phase(phase, step, pid, w_r, w_o1, w_o2, w_o3, w_o4, R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
                O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,
                cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr,
-               out_f_ptr, B, n, hop, F, H, HH, UC, UO, HP, HALFP, BB, BK, DOT, DOT_PRECISION)
+               out_f_ptr, B, n, hop, F, H, HH, UC, UO, HP, HALFP, BB, BK, DOT, DOT_PRECISION, SB)
 
 
 @triton.jit

@@ -55,9 +55,10 @@ def _window(gates: torch.Tensor, state: SamplerState, n: int, hop: int) -> torch
     return stack_windows([conditioning_window(gates[b], int(state.position[b]), n, hop) for b in range(state.batch)])
 
 
-@pytest.mark.parametrize(("batch", "out_hidden"), [(2, 0), (1, 24), (5, 0)])
+@pytest.mark.parametrize(("batch", "out_hidden"), [(2, 0), (1, 24), (5, 0), (17, 0)])
 def test_kernel_matches_reference(batch: int, out_hidden: int) -> None:
-    """FMA path (B <= 4, weights in registers) and tl.dot path (B = 5 -> tile of 16): same samples."""
+    """FMA path (B <= 4, weights in registers), tl.dot path (B = 5 -> tile 16; B = 17 -> tile 32, sampled
+    16 streams at a time): the same samples as the reference."""
     n, hop = 5, 30
     weights, gates, state, uniforms = _setup(batch * 10 + out_hidden, 32, batch, n, out_hidden, hop)
     cond = _window(gates, state, n, hop)
