@@ -148,8 +148,9 @@ def newest_sample(steps_done: int, sub: SubscaleConfig, steps: int) -> int:
     if steps_done <= 0:
         return -1
     g = min(steps_done, total_steps(sub.factor, sub.horizon, steps)) - 1
-    lo, _ = active_range(g, sub, steps)
-    return (g - lo * sub.horizon) * sub.factor + lo  # sub-tensor lo is the furthest ahead
+    if g < steps:  # sub-tensor 0 still runs and leads: its sample (0, g)
+        return g * sub.factor
+    return (steps - 1) * sub.factor + min(sub.factor - 1, (g - steps + 1) // sub.horizon)  # within the last row
 
 
 def frames_needed(steps_done: int, sub: SubscaleConfig, steps: int, hop: int, frames: int) -> int:

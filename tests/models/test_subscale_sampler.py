@@ -15,7 +15,9 @@ from models.samplers.base import UniformSource
 from models.samplers.subscale import (
     SubscaleReferenceSampler,
     SubscaleWeights,
+    active_range,
     extract_subscale_weights,
+    final_samples,
     frames_needed,
     generate_utterance,
     newest_sample,
@@ -149,6 +151,24 @@ def test_declared_lag_is_what_the_first_output_needs(sub: SubscaleConfig) -> Non
     # the schedule agrees: the newest sample of steps 0 .. lag_steps is `lag`
     schedule = generation_schedule(sub.factor, sub.horizon, state.steps_per_subtensor)
     assert max(t * sub.factor + j for g, row in schedule[: lag_steps + 1] for j, t in row) == lag
+
+
+@pytest.mark.parametrize("nb, fh, steps", [(4, 2, 6), (16, 8, 5), (3, 1, 10), (16, 8, 200)])
+def test_step_bookkeeping_follows_the_schedule(nb: int, fh: int, steps: int) -> None:
+    """active_range is the schedule's row set; every sample emitted as final has been generated."""
+    sub = SubscaleConfig(factor=nb, horizon=fh, past=1, context_channels=4)
+    generated = np.zeros((nb, steps), dtype=bool)
+    length = nb * steps - 1  # a partial last row
+    for g, row in generation_schedule(nb, fh, steps):
+        lo, hi = active_range(g, sub, steps)
+        assert [(j, g - j * fh) for j in range(lo, hi)] == row
+        for j, t in row:
+            generated[j, t] = True
+        rows_done = int(np.argmin(np.r_[generated.all(axis=0), False]))  # leading complete rows
+        assert final_samples(g + 1, sub, steps, length) == min(length, rows_done * nb)
+        assert newest_sample(g + 1, sub, steps) == max(t * nb + j for j in range(nb) for t in range(steps)
+                                                       if generated[j, t])
+    assert final_samples(total_steps(nb, fh, steps), sub, steps, length) == length
 
 
 def test_bad_inputs_are_refused(setup: tuple[SubscaleWaveRNN, SubscaleWeights]) -> None:
