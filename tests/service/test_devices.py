@@ -58,3 +58,10 @@ def test_warm_up_runs_the_batches_a_sampler_names(voice) -> None:
 
     warm_up_block(voice, 60, max_batch=5)(Recording(), torch.device("cpu"))
     assert seen == [1, 3, 5]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_gets_the_fused_kernel(voice) -> None:
+    from models.samplers.gpu import GpuSampler
+
+    assert isinstance(sampler_factory(voice, "auto")(torch.device("cuda", 0)), GpuSampler)
