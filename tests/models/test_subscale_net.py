@@ -125,6 +125,8 @@ def test_config_round_trip_and_validation() -> None:
     assert cfg.seq_frames * voice.model.hop_length % 16 == 0
     plain, plain_cfg = load_run_config(REPO / "configs" / "subscale_h128_plain.json")
     assert plain == dataclasses.replace(voice, subscale=None) and plain_cfg == cfg
+    matched, matched_cfg = load_run_config(REPO / "configs" / "subscale_plain168.json")
+    assert matched.model == dataclasses.replace(plain.model, hidden_size=168) and matched_cfg == cfg
 
 
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
