@@ -23,6 +23,7 @@ from models.samplers.subscale import (
     newest_sample,
 )
 from models.samplers.subscale_cpu import SubscaleCpuSampler
+from models.sparsity import block_mask, gate_masks
 from models.subscale import fold, generation_schedule, subscale_lag_samples, subscale_lag_steps, total_steps
 from models.subscale_net import SubscaleWaveRNN
 from models.wavernn import WaveRNN
@@ -92,12 +93,33 @@ def test_chunked_generation_equals_whole(setup: tuple[SubscaleWaveRNN, SubscaleW
         np.testing.assert_array_equal(generate_utterance(make(weights), gates, uni, chunk_steps=chunk), whole)
 
 
-def test_compiled_sampler_matches_reference_in_lockstep(setup: tuple[SubscaleWaveRNN, SubscaleWeights]) -> None:
-    """Both samplers step from the reference's state; logits within 1e-5, class flips bounded."""
+def _pruned(model: SubscaleWaveRNN, block: tuple[int, int]) -> SubscaleWaveRNN:
+    """A copy with R pruned to 75% per gate and the heads to 60%, in ``block`` blocks, R scaled up."""
+    pruned = SubscaleWaveRNN(model.cfg, model.sub).eval()
+    pruned.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        pruned.rnn.weight_hh_l0.mul_(gate_masks(pruned.rnn.weight_hh_l0, 0.75, block) * 4.0)
+        for name in ("O1", "O2", "O3", "O4"):
+            w = getattr(pruned, name).weight
+            w.mul_(block_mask(w, 0.6, block))
+    return pruned
+
+
+@pytest.mark.parametrize("block", [None, (16, 1), (4, 4)])
+def test_compiled_sampler_matches_reference_in_lockstep(
+    setup: tuple[SubscaleWaveRNN, SubscaleWeights], block: tuple[int, int] | None
+) -> None:
+    """Both samplers step from the reference's state; logits within 1e-5, class flips bounded.
+    Dense weights, and R and the heads block-pruned (the compiled sampler's sparse kernels)."""
     model, weights = setup
+    if block is not None:
+        weights = extract_subscale_weights(_pruned(model, block))
     _, gates, uni = _inputs(model, 6, seed=5)
     ref = SubscaleReferenceSampler(weights, record_logits=True)
     fast = SubscaleCpuSampler(weights, record_logits=True)
+    if block is not None:
+        assert fast.step_sampler.block == block
+        assert fast.step_sampler.describe()["R"]["kernel"] == f"bsr{block[0]}x{block[1]}"
     state = ref.initial_state(6)
     total = total_steps(4, 2, state.steps_per_subtensor)
     flips = 0
