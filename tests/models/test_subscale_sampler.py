@@ -170,6 +170,15 @@ def test_declared_lag_is_what_the_first_output_needs(sub: SubscaleConfig) -> Non
         pcm, state = sampler.generate(state, gates[:need], uni, 1)
         np.testing.assert_array_equal(pcm.numpy(), whole[: sub.factor])
         assert state.step == lag_steps + 1
+        # every later chunk too: the row that becomes final leads generation by exactly `lag`
+        for _ in range(5):
+            first = state.emitted
+            need = frames_needed(state.step + 1, sub, state.steps_per_subtensor, 4, frames)
+            assert newest_sample(state.step + 1, sub, state.steps_per_subtensor) == first + lag
+            with pytest.raises(ValueError, match="more conditioning"):
+                sampler.generate(state, gates[: need - 1], uni, 1)
+            pcm, state = sampler.generate(state, gates[:need], uni, 1)
+            np.testing.assert_array_equal(pcm.numpy(), whole[first : first + sub.factor])
     # the schedule agrees: the newest sample of steps 0 .. lag_steps is `lag`
     schedule = generation_schedule(sub.factor, sub.horizon, state.steps_per_subtensor)
     assert max(t * sub.factor + j for g, row in schedule[: lag_steps + 1] for j, t in row) == lag
