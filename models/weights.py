@@ -94,7 +94,16 @@ def _to_paper_order(t: Tensor, h: int) -> Tensor:
 
 @torch.no_grad()
 def extract_weights(model: WaveRNN) -> InferenceWeights:
-    """Read a trained module into the sampler contract (float32, detached, on CPU)."""
+    """Read a trained module into the sampler contract (float32, detached, on CPU).
+
+    Raises:
+        ValueError: ``model`` has inputs beyond ``[c_{t-1}, f_{t-1}, c_t, cond]`` (a Subscale
+            WaveRNN, whose context the plain samplers would silently drop).
+    """
+    if model.n_inputs != 3 + model.cond_net.out_channels:
+        raise ValueError(f"{type(model).__name__} has {model.n_inputs} GRU inputs, more than the plain WaveRNN's "
+                         f"{3 + model.cond_net.out_channels}: a subscale model runs on the subscale samplers "
+                         "(models.samplers.subscale.extract_subscale_weights), not on the plain ones")
     h = model.cfg.hidden_size
     p = model.gru_params()
     w_ih = (p["weight_ih_l0"] * model.input_mask).float().cpu()  # (3H, 3 + C)

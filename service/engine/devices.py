@@ -58,6 +58,9 @@ def sampler_factory(voice: Voice, kind: str = "auto", workers: int = 1) -> Calla
     """
     if kind not in SAMPLERS:
         raise ValueError(f"unknown sampler {kind!r}; known: {', '.join(SAMPLERS)}")
+    if voice.config.subscale is not None:
+        raise ValueError(f"voice {voice.name!r} is a Subscale WaveRNN: the service streams plain WaveRNN voices only "
+                         "so far (subscale voices run offline through models.samplers.subscale); serve a plain voice")
     weights = extract_weights(voice.model)
 
     def make(device: torch.device) -> Sampler:

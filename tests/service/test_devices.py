@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -65,3 +67,16 @@ def test_cuda_gets_the_fused_kernel(voice) -> None:
     from models.samplers.gpu import GpuSampler
 
     assert isinstance(sampler_factory(voice, "auto")(torch.device("cuda", 0)), GpuSampler)
+
+
+def test_a_subscale_voice_is_refused_with_a_clear_error() -> None:
+    from models.config import SubscaleConfig, VoiceConfig
+    from models.voices import untrained_voice
+    from models.weights import extract_weights
+
+    base = VoiceConfig.tiny()
+    voice = untrained_voice(dataclasses.replace(base, subscale=SubscaleConfig(factor=4, horizon=2)))
+    with pytest.raises(ValueError, match="subscale"):
+        extract_weights(voice.model)
+    with pytest.raises(ValueError, match="Subscale WaveRNN"):
+        sampler_factory(voice, "auto")
