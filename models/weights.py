@@ -93,14 +93,19 @@ def _to_paper_order(t: Tensor, h: int) -> Tensor:
 
 
 @torch.no_grad()
-def extract_weights(model: WaveRNN) -> InferenceWeights:
+def extract_weights(model: WaveRNN, *, extra_inputs: bool = False) -> InferenceWeights:
     """Read a trained module into the sampler contract (float32, detached, on CPU).
+
+    Args:
+        model: a plain WaveRNN.
+        extra_inputs: read the plain part of a model that has more GRU inputs (the subscale
+            weights extractor does, and handles the rest itself).
 
     Raises:
         ValueError: ``model`` has inputs beyond ``[c_{t-1}, f_{t-1}, c_t, cond]`` (a Subscale
             WaveRNN, whose context the plain samplers would silently drop).
     """
-    if model.n_inputs != 3 + model.cond_net.out_channels:
+    if model.n_inputs != 3 + model.cond_net.out_channels and not extra_inputs:
         raise ValueError(f"{type(model).__name__} has {model.n_inputs} GRU inputs, more than the plain WaveRNN's "
                          f"{3 + model.cond_net.out_channels}: a subscale model runs on the subscale samplers "
                          "(models.samplers.subscale.extract_subscale_weights), not on the plain ones")

@@ -80,7 +80,8 @@ def extract_subscale_weights(model: SubscaleWaveRNN) -> SubscaleWeights:
         return t.detach().float().cpu().contiguous()
 
     return SubscaleWeights(
-        base=extract_weights(model), sub=model.sub, ctx_w=cpu(model.context.weight), ctx_b=cpu(model.context.bias),
+        base=extract_weights(model, extra_inputs=True), sub=model.sub, ctx_w=cpu(model.context.weight),
+        ctx_b=cpu(model.context.bias),
         emb=cpu(model.sub_embedding.weight), I_ctx=cpu(torch.cat([z, r, n], dim=0)),
     )
 

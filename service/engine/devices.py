@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -59,8 +60,7 @@ def sampler_factory(voice: Voice, kind: str = "auto", workers: int = 1) -> Calla
     if kind not in SAMPLERS:
         raise ValueError(f"unknown sampler {kind!r}; known: {', '.join(SAMPLERS)}")
     if voice.config.subscale is not None:
-        raise ValueError(f"voice {voice.name!r} is a Subscale WaveRNN: the service streams plain WaveRNN voices only "
-                         "so far (subscale voices run offline through models.samplers.subscale); serve a plain voice")
+        return _subscale_factory(voice, kind)
     weights = extract_weights(voice.model)
 
     def make(device: torch.device) -> Sampler:
@@ -87,6 +87,27 @@ def sampler_factory(voice: Voice, kind: str = "auto", workers: int = 1) -> Calla
     return make
 
 
+def _subscale_factory(voice: Voice, kind: str) -> Callable[[torch.device], Sampler]:
+    """Subscale voices: the compiled subscale sampler (``auto``/``cpu``) or the torch one (``reference``), on CPU."""
+    from models.samplers.subscale import SubscaleReferenceSampler, extract_subscale_weights
+
+    if kind == "gpu":
+        raise ValueError(f"voice {voice.name!r} is a Subscale WaveRNN, which has no GPU sampler yet; "
+                         "use TTS_SAMPLER=auto or cpu with TTS_DEVICE=cpu")
+    weights = extract_subscale_weights(voice.model)  # type: ignore[arg-type]
+
+    def make(device: torch.device) -> Sampler:
+        if device.type != "cpu":
+            raise ValueError(f"the subscale samplers run on the CPU, not on {device}; use TTS_DEVICE=cpu")
+        if kind == "reference":
+            return SubscaleReferenceSampler(weights)  # type: ignore[return-value]
+        from models.samplers.subscale_cpu import SubscaleCpuSampler
+
+        return SubscaleCpuSampler(weights)  # type: ignore[return-value]
+
+    return make
+
+
 def warm_up_block(voice: Voice, n_samples: int, max_batch: int = 2) -> Callable[[Sampler, torch.device], None]:
     """A warm-up: ``n_samples`` samples of near-silence through a fresh sampler.
 
@@ -102,6 +123,11 @@ def warm_up_block(voice: Voice, n_samples: int, max_batch: int = 2) -> Callable[
     window = conditioning_window(gates, 0, n_samples, hop)  # (F, 3H)
 
     def warm(sampler: Sampler, device: torch.device) -> None:
+        if voice.config.subscale is not None:  # one short utterance, whole (see service.engine.subscale)
+            sub: Any = sampler
+            state = sub.initial_state(int(window.shape[0]))
+            sub.generate(state, window, UniformSource(0).draw(state.steps_per_subtensor * sub.sub.factor), 1 << 30)
+            return
         shapes = getattr(sampler, "warm_batches", None)
         for batch in (shapes(max_batch) if shapes else (1, 2)):
             state = SamplerState.initial(batch, sampler.hidden_size, device)

@@ -132,6 +132,13 @@ class Stream:
             assert self._gates is not None  # ready() was checked
             return conditioning_window(self._gates, self.position, n, self.hop)
 
+    def all_gates(self) -> Tensor:
+        """(T, 3H) every frame of conditioning received so far (a subscale voice reads them whole)."""
+        with self._lock:
+            if self._gates is None:
+                raise ValueError("the stream has no conditioning frames yet")
+            return self._gates
+
     def samples_left(self, n: int) -> int:
         """How many of the next ``n`` generated samples belong to the utterance."""
         total = self.total_samples

@@ -19,6 +19,7 @@ from models.samplers.base import Sampler
 from service.engine.protocol import EngineNotReadyError, EngineObserver, WorkerFailedError
 from service.engine.queue import AdmissionQueue
 from service.engine.scheduler import Scheduler
+from service.engine.subscale import SubscaleScheduler, is_subscale
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,8 @@ class DeviceWorker:
             try:
                 sampler = self._make_sampler(self.device)
                 self._warm_up(sampler, self.device)
-                self._scheduler = Scheduler(sampler, self.device, self.block_samples, self.max_batch, self._observer)
+                kind = SubscaleScheduler if is_subscale(sampler) else Scheduler
+                self._scheduler = kind(sampler, self.device, self.block_samples, self.max_batch, self._observer)
                 self._set_up(True)
                 log.info("worker %s up (%s, max batch %d)", self.name, type(sampler).__name__, self.max_batch)
                 self._loop(self._scheduler)

@@ -69,14 +69,17 @@ def test_cuda_gets_the_fused_kernel(voice) -> None:
     assert isinstance(sampler_factory(voice, "auto")(torch.device("cuda", 0)), GpuSampler)
 
 
-def test_a_subscale_voice_is_refused_with_a_clear_error() -> None:
+def test_a_subscale_voice_gets_the_subscale_samplers() -> None:
     from models.config import SubscaleConfig, VoiceConfig
+    from models.samplers.subscale import SubscaleReferenceSampler
+    from models.samplers.subscale_cpu import SubscaleCpuSampler
     from models.voices import untrained_voice
     from models.weights import extract_weights
 
-    base = VoiceConfig.tiny()
-    voice = untrained_voice(dataclasses.replace(base, subscale=SubscaleConfig(factor=4, horizon=2)))
+    voice = untrained_voice(dataclasses.replace(VoiceConfig.tiny(), subscale=SubscaleConfig(factor=4, horizon=2)))
     with pytest.raises(ValueError, match="subscale"):
-        extract_weights(voice.model)
-    with pytest.raises(ValueError, match="Subscale WaveRNN"):
-        sampler_factory(voice, "auto")
+        extract_weights(voice.model)  # the plain samplers would drop its context
+    assert isinstance(sampler_factory(voice, "auto")(torch.device("cpu")), SubscaleCpuSampler)
+    assert isinstance(sampler_factory(voice, "reference")(torch.device("cpu")), SubscaleReferenceSampler)
+    with pytest.raises(ValueError, match="no GPU sampler"):
+        sampler_factory(voice, "gpu")
