@@ -123,10 +123,11 @@ def barrier_cost(programs: int, n: int = 20000) -> float:
     from models.samplers.persistent import grid_sync_kernel
 
     counter = torch.zeros(1, dtype=torch.int32, device="cuda")
+    flag = torch.zeros(1, dtype=torch.int32, device="cuda")
 
     def run() -> None:
         counter.zero_()
-        grid_sync_kernel[(programs,)](counter, n, num_warps=4)
+        grid_sync_kernel[(programs,)](counter, flag, n, 1 << 24, num_warps=4)
 
     run()
     return time_call(run, 5) / n * 1e6

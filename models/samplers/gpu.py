@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 MODES = ("persistent", "phased")
 #: Batches up to this size use the register-resident FMA path; larger ones tl.dot (padded to 16+).
 FMA_MAX_BATCH = 4
+#: Spins after which a grid barrier gives up (about seconds of waiting: far beyond a real step).
+MAX_SPINS = 1 << 24
 #: Streams sampled at once (bounds the softmax/cumsum tile to (SAMPLE_ROWS, 256) in registers).
 SAMPLE_ROWS = 16
 #: K chunk of the tl.dot path (halved for tiles of 128+ streams, whose (K, BB) operand is larger).
@@ -101,10 +103,12 @@ class GpuSampler:
         mode: ``persistent`` or ``phased`` (see the module docstring).
         max_programs: cap on the grid (default: the GPU's multiprocessors; 4 in the interpreter).
         dot_precision: ``tf32x3`` (fp32-accurate), ``tf32`` or ``ieee`` for the tl.dot path.
+        max_spins: spins after which a persistent grid barrier gives up; the block is then rerun
+            in phased mode, which the sampler keeps from then on (never a hang).
     """
 
     def __init__(self, weights: InferenceWeights, device: torch.device | str = "cuda", mode: str = "persistent",
-                 max_programs: int | None = None, dot_precision: str = "tf32x3") -> None:
+                 max_programs: int | None = None, dot_precision: str = "tf32x3", max_spins: int = MAX_SPINS) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.device = torch.device(device)
@@ -121,7 +125,10 @@ class GpuSampler:
             raise ValueError(f"GpuSampler runs on CUDA (or on CPU under TRITON_INTERPRET=1), not on {self.device}")
         if dot_precision not in ("tf32x3", "tf32", "ieee"):
             raise ValueError(f"dot_precision must be tf32x3, tf32 or ieee, got {dot_precision!r}")
+        if max_spins < 1:
+            raise ValueError(f"max_spins must be >= 1, got {max_spins}")
         self.mode = mode
+        self.max_spins = int(max_spins)
         self.dot_precision = dot_precision
         self.max_programs = int(max_programs or self.multiprocessors)
         if mode == "persistent" and self.max_programs > self.multiprocessors:
@@ -169,20 +176,28 @@ class GpuSampler:
         out_c = torch.full((b, n), -1, device=dev, dtype=torch.int32)  # poisoned: every entry must be written
         out_f = torch.full((b, n), -1, device=dev, dtype=torch.int32)
         counter = torch.zeros(1, device=dev, dtype=torch.int32)
+        flag = torch.zeros(1, device=dev, dtype=torch.int32)
         args = (w["R"], w["R_bias"], w["I_prev"], w["I_coarse"], w["O1"], w["O1_bias"], w["O2"], w["O2_bias"],
                 w["O3"], w["O3_bias"], w["O4"], w["O4_bias"], cond_d, base, uni, prev, h_buf, scratch, lc, lf,
-                out_c, out_f, counter, b, n, self.hop_length, int(cond_d.shape[1]), h, self.head_hidden)
+                out_c, out_f, counter, flag, b, n, self.hop_length, int(cond_d.shape[1]), h, self.head_hidden)
         meta = {"UC": part.units, "UO": part.head_rows, "HP": _pow2(h), "HALFP": _pow2(h // 2), "BB": bb,
                 "BK": dot_block_k(h, bb), "DOT": dot, "DOT_PRECISION": self.dot_precision,
                 "SB": min(bb, SAMPLE_ROWS)}
         grid = (part.programs,)
         if self.mode == "persistent":
-            wavernn_block_kernel[grid](*args, 0, 0, PERSISTENT=True, num_warps=8, **meta)
-        else:
+            wavernn_block_kernel[grid](*args, 0, 0, self.max_spins, PERSISTENT=True, num_warps=8, **meta)
+            if int(flag.item()):  # a barrier gave up: not every program was resident
+                logger.warning("GPU sampler: a grid barrier timed out (%d programs not all resident on %s); "
+                               "rerunning in phased mode from now on", grid[0], dev)
+                self.mode = "phased"
+                h_buf[0] = state.h.to(dev, torch.float32)
+                lc.copy_(w["O2_bias"].repeat(b, 1))
+                lf.copy_(w["O4_bias"].repeat(b, 1))
+        if self.mode == "phased":
             for k in range(n):
                 for phase in range(4):
-                    wavernn_block_kernel[grid](*args, k, phase, PERSISTENT=False, num_warps=4, **meta)
-            wavernn_block_kernel[grid](*args, n, 4, PERSISTENT=False, num_warps=4, **meta)
+                    wavernn_block_kernel[grid](*args, k, phase, self.max_spins, PERSISTENT=False, num_warps=4, **meta)
+            wavernn_block_kernel[grid](*args, n, 4, self.max_spins, PERSISTENT=False, num_warps=4, **meta)
         out_dev = state.h.device
         coarse = out_c.long().to(out_dev)
         fine = out_f.long().to(out_dev)

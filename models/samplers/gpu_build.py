@@ -26,7 +26,7 @@ from models.samplers.gpu import FMA_MAX_BATCH, SAMPLE_ROWS, _pow2, dot_block_k, 
 from models.samplers.persistent import wavernn_block_kernel
 
 _FP16 = {"R_ptr", "O1_ptr", "O2_ptr", "O3_ptr", "O4_ptr"}
-_I32 = {"base_ptr", "prev_ptr", "out_c_ptr", "out_f_ptr", "counter_ptr"}
+_I32 = {"base_ptr", "prev_ptr", "out_c_ptr", "out_f_ptr", "counter_ptr", "flag_ptr"}
 #: H100 SXM / H200: 132 multiprocessors.
 HOPPER_SMS = 132
 

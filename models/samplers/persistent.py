@@ -75,12 +75,21 @@ def _unit(v):
 
 
 @triton.jit
-def _grid_sync(counter_ptr, target):
-    """Grid-wide barrier: one release arrive per program, then spin until ``target`` arrivals."""
+def _grid_sync(counter_ptr, flag_ptr, target, max_spins):
+    """Grid-wide barrier: one release arrive per program, then spin until ``target`` arrivals.
+
+    Never hangs: a program that spins ``max_spins`` times (its peers are not all resident, e.g.
+    another kernel holds multiprocessors) raises ``flag`` and every barrier after that returns at
+    once; the host sees the flag, discards the block and reruns it in phased mode.
+    """
     tl.debug_barrier()
     tl.atomic_add(counter_ptr, 1, sem="release", scope="gpu")
-    while tl.atomic_add(counter_ptr, 0, sem="acquire", scope="gpu") < target:
-        pass
+    spins = 0
+    while (tl.atomic_add(counter_ptr, 0, sem="acquire", scope="gpu") < target) & (
+            tl.load(flag_ptr, volatile=True) == 0):
+        spins += 1
+        if spins == max_spins:
+            tl.atomic_xchg(flag_ptr, 1, sem="relaxed", scope="gpu")
     tl.debug_barrier()
 
 
@@ -313,8 +322,9 @@ def _phase(phase, k, pid, w_r, w_o1, w_o2, w_o3, w_o4,
 def wavernn_block_kernel(
     R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
     O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,
-    cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr, out_f_ptr, counter_ptr,
-    B, n, hop, F, H, HH, step, phase,
+    cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr, out_f_ptr,
+    counter_ptr, flag_ptr,
+    B, n, hop, F, H, HH, step, phase, max_spins,
     UC: tl.constexpr, UO: tl.constexpr, HP: tl.constexpr, HALFP: tl.constexpr, BB: tl.constexpr,
     BK: tl.constexpr, DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, SB: tl.constexpr, PERSISTENT: tl.constexpr,
 ):
@@ -325,7 +335,8 @@ def wavernn_block_kernel(
     (B,) int32 offset of each stream's first sample in frame 0; uni (B, n, 2) fp32; prev (B, 2)
     int32 last (coarse, fine); h (2, B, H) fp32 double buffer, h[0] the state in, h[n % 2]
     out; scratch (B, 6, H/2) fp32; lc/lf (B, 256) fp32 logits accumulators set to the output
-    biases; out_c/out_f (B, n) int32; counter (1,) int32 zero (persistent barrier).
+    biases; out_c/out_f (B, n) int32; counter and flag (1,) int32 zeros (persistent barrier; flag 1 after
+    a barrier gave up waiting, see :func:`_grid_sync`).
     """
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
@@ -359,7 +370,7 @@ def wavernn_block_kernel(
                        O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,
                        cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr,
                        out_f_ptr, B, n, hop, F, H, HH, UC, UO, HP, HALFP, BB, BK, DOT, DOT_PRECISION, SB)
-                _grid_sync(counter_ptr, (k * 4 + ph + 1) * nprog)
+                _grid_sync(counter_ptr, flag_ptr, (k * 4 + ph + 1) * nprog, max_spins)
         _phase(4, n, pid, w_r, w_o1, w_o2, w_o3, w_o4, R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
                O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,
                cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr,
@@ -372,8 +383,8 @@ def wavernn_block_kernel(
 
 
 @triton.jit
-def grid_sync_kernel(counter_ptr, n):
+def grid_sync_kernel(counter_ptr, flag_ptr, n, max_spins):
     """Only ``n`` grid barriers: the floor a step's four barriers set (benchmarks/bench_gpu.py)."""
     nprog = tl.num_programs(0)
     for i in range(n):
-        _grid_sync(counter_ptr, (i + 1) * nprog)
+        _grid_sync(counter_ptr, flag_ptr, (i + 1) * nprog, max_spins)

@@ -157,3 +157,16 @@ def test_full_size_persistent_parity_on_gpu(batch: int) -> None:
     same = (pcm.cpu() == pcm_ref.cpu()).all(dim=1)
     assert same.float().mean() >= 0.9, f"{int((~same).sum())} of {batch} streams diverged"
     assert (s.h.cpu()[same] - s_ref.h.cpu()[same]).abs().max() < 1e-3
+
+
+@gpu
+def test_a_barrier_that_gives_up_falls_back_to_phased_mode_with_the_same_samples() -> None:
+    """max_spins = 1: barriers give up at once (or never need to); the block is still right."""
+    n, hop = 64, 300
+    weights, gates, state, uniforms = _setup(2, 896, 2, n, 0, hop)
+    cond = _window(gates, state, n, hop)
+    pcm_ref, _ = ReferenceSampler(weights).generate(state, cond, uniforms)
+    sampler = GpuSampler(weights, "cuda", mode="persistent", max_spins=1)
+    pcm, _ = sampler.generate(state, cond, uniforms)
+    assert sampler.mode in ("persistent", "phased")
+    assert (pcm.cpu() == pcm_ref).all(dim=1).float().mean() >= 0.5
