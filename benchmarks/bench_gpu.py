@@ -10,8 +10,8 @@ the median of ``--repeats`` runs, each timed with CUDA events around the call, g
 - ``us_per_step``: time / samples, one step of every stream in the batch.
 
 Rows, all in the same process on the same device and weights (seeded untrained WaveRNN-H;
-``--sparsity`` masks R and the heads in 16x1 blocks, which the dense kernel does not exploit
-yet, so it shows the speed a sparse voice gets today):
+``--sparsity`` masks R and the heads in 16x1 blocks: the kernel holds a pruned R packed on its
+register-resident path, batches up to 4; the heads and the tl.dot path stay dense):
 
 - ``fused``: :class:`models.samplers.gpu.GpuSampler`, one persistent launch per block;
 - ``torch``: :class:`models.samplers.reference.ReferenceSampler` on the GPU (a kernel launch

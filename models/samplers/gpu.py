@@ -94,6 +94,58 @@ def plan_partition(hidden: int, head_hidden: int, max_programs: int, dot: bool) 
     return Partition(programs, uc, uo)
 
 
+@dataclass(frozen=True)
+class PackedRows:
+    """R's rows per program and row slot, keeping only the columns each slot's rows use.
+
+    Attributes:
+        values: (P * 8 * UC, KS) float16, row ``r`` of program ``p`` at ``p * 8 * UC + r``.
+        cols: (P * 8, KS) int32 column of each kept weight, per (program, slot); padding
+            entries point at column 0 with weight 0.
+        width: KS, kept columns per slot padded to a power of two.
+        kept: largest number of columns a slot keeps (before padding).
+    """
+
+    values: Tensor
+    cols: Tensor
+    width: int
+    kept: int
+
+
+def slot_rows(hidden: int, units: int, program: int) -> list[list[int]]:
+    """Rows of R (paper order) of each of the 8 row slots of ``program`` (slots 3 and 7 are empty).
+
+    Slot ``s``: gate ``s % 4`` (u, r, e; 3 = padding) of half ``s // 4``, units
+    ``program * units .. + units - 1`` of that half (fewer past the end).
+    """
+    half = hidden // 2
+    out: list[list[int]] = []
+    for s in range(8):
+        gate, hs = s % 4, s // 4
+        out.append([gate * hidden + hs * half + program * units + j for j in range(units)
+                    if gate < 3 and program * units + j < half])
+    return out
+
+
+def pack_rows(R: Tensor, part: Partition) -> PackedRows:
+    """Pack R (3H, H) for the register-resident sparse path: per slot, the union of its rows' non-zero columns."""
+    hidden = int(R.shape[1])
+    slots = [slot_rows(hidden, part.units, p) for p in range(part.programs)]
+    unions = [torch.nonzero((R[rows] != 0).any(dim=0)).flatten() if rows else torch.zeros(0, dtype=torch.long)
+              for per_prog in slots for rows in per_prog]
+    kept = max(int(u.numel()) for u in unions)
+    width = max(16, _pow2(kept))
+    values = torch.zeros(part.programs * 8 * part.units, width, dtype=torch.float16)
+    cols = torch.zeros(part.programs * 8, width, dtype=torch.int32)
+    for p, per_prog in enumerate(slots):
+        for s, rows in enumerate(per_prog):
+            u = unions[p * 8 + s]
+            cols[p * 8 + s, : u.numel()] = u.to(torch.int32)
+            for j, row in enumerate(rows):
+                values[(p * 8 + s) * part.units + j, : u.numel()] = R[row, u].half()
+    return PackedRows(values, cols, width, kept)
+
+
 class GpuSampler:
     """Fused-kernel sampler implementing :class:`models.samplers.base.Sampler`.
 
@@ -105,10 +157,14 @@ class GpuSampler:
         dot_precision: ``tf32x3`` (fp32-accurate), ``tf32`` or ``ieee`` for the tl.dot path.
         max_spins: spins after which a persistent grid barrier gives up; the block is then rerun
             in phased mode, which the sampler keeps from then on (never a hang).
+        sparse: hold R packed (only the columns each row slot keeps) on the register-resident
+            path (batches up to ``FMA_MAX_BATCH``): ``auto`` does when that keeps at most half
+            the columns (a pruned voice), ``never`` always holds it dense.
     """
 
     def __init__(self, weights: InferenceWeights, device: torch.device | str = "cuda", mode: str = "persistent",
-                 max_programs: int | None = None, dot_precision: str = "tf32x3", max_spins: int = MAX_SPINS) -> None:
+                 max_programs: int | None = None, dot_precision: str = "tf32x3", max_spins: int = MAX_SPINS,
+                 sparse: str = "auto") -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.device = torch.device(device)
@@ -143,6 +199,15 @@ class GpuSampler:
         mats = ("R", "O1", "O2", "O3", "O4")
         self.w = {k: v.to(dev, torch.float16 if k in mats else torch.float32).contiguous()
                   for k, v in weights.tensors().items()}
+        if sparse not in ("auto", "never"):
+            raise ValueError(f"sparse must be auto or never, got {sparse!r}")
+        packed = pack_rows(weights.R.float().cpu(), plan_partition(self.hidden_size, self.head_hidden,
+                                                                     self.max_programs, dot=False))
+        self.packed: PackedRows | None = None
+        if sparse == "auto" and packed.width <= _pow2(self.hidden_size) // 2:
+            self.packed = PackedRows(packed.values.to(dev), packed.cols.to(dev), packed.width, packed.kept)
+            logger.info("GPU sampler: R packed to %d of %d columns per row slot (%d kept)", packed.width,
+                        self.hidden_size, packed.kept)
 
     def partition(self, batch: int) -> tuple[Partition, int, bool]:
         """(partition, padded batch tile BB, uses tl.dot) for a batch of ``batch`` streams."""
@@ -184,8 +249,13 @@ class GpuSampler:
                 "BK": dot_block_k(h, bb), "DOT": dot, "DOT_PRECISION": self.dot_precision,
                 "SB": min(bb, SAMPLE_ROWS)}
         grid = (part.programs,)
+        sparse_r = self.packed is not None and not dot
+        meta["SPARSE_R"] = sparse_r
+        meta["KS"] = self.packed.width if self.packed is not None else 16
+        rs = self.packed.values if self.packed is not None else w["R"]
+        rcols = self.packed.cols if self.packed is not None else counter
         if self.mode == "persistent":
-            wavernn_block_kernel[grid](*args, 0, 0, self.max_spins, PERSISTENT=True, num_warps=8, **meta)
+            wavernn_block_kernel[grid](*args, 0, 0, self.max_spins, rs, rcols, PERSISTENT=True, num_warps=8, **meta)
             if int(flag.item()):  # a barrier gave up: not every program was resident
                 logger.warning("GPU sampler: a grid barrier timed out (%d programs not all resident on %s); "
                                "rerunning in phased mode from now on", grid[0], dev)
@@ -196,8 +266,9 @@ class GpuSampler:
         if self.mode == "phased":
             for k in range(n):
                 for phase in range(4):
-                    wavernn_block_kernel[grid](*args, k, phase, self.max_spins, PERSISTENT=False, num_warps=4, **meta)
-            wavernn_block_kernel[grid](*args, n, 4, self.max_spins, PERSISTENT=False, num_warps=4, **meta)
+                    wavernn_block_kernel[grid](*args, k, phase, self.max_spins, rs, rcols,
+                                               PERSISTENT=False, num_warps=4, **meta)
+            wavernn_block_kernel[grid](*args, n, 4, self.max_spins, rs, rcols, PERSISTENT=False, num_warps=4, **meta)
         out_dev = state.h.device
         coarse = out_c.long().to(out_dev)
         fine = out_f.long().to(out_dev)

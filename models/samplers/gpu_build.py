@@ -25,26 +25,29 @@ import triton
 from models.samplers.gpu import FMA_MAX_BATCH, SAMPLE_ROWS, _pow2, dot_block_k, plan_partition
 from models.samplers.persistent import wavernn_block_kernel
 
-_FP16 = {"R_ptr", "O1_ptr", "O2_ptr", "O3_ptr", "O4_ptr"}
-_I32 = {"base_ptr", "prev_ptr", "out_c_ptr", "out_f_ptr", "counter_ptr", "flag_ptr"}
+_FP16 = {"R_ptr", "O1_ptr", "O2_ptr", "O3_ptr", "O4_ptr", "Rs_ptr"}
+_I32 = {"base_ptr", "prev_ptr", "out_c_ptr", "out_f_ptr", "counter_ptr", "flag_ptr", "Rcols_ptr"}
 #: H100 SXM / H200: 132 multiprocessors.
 HOPPER_SMS = 132
 
 
 def kernel_meta(hidden: int, batch: int, persistent: bool, programs: int = HOPPER_SMS,
-                head_hidden: int | None = None) -> tuple[dict[str, Any], int]:
-    """The constexpr arguments the sampler would launch with, and the grid size."""
+                head_hidden: int | None = None, sparse_width: int = 0) -> tuple[dict[str, Any], int]:
+    """The constexpr arguments the sampler would launch with, and the grid size.
+
+    ``sparse_width``: KS of a packed block-sparse R (0: dense R); used only on the FMA path.
+    """
     dot = batch > FMA_MAX_BATCH
     bb = max(16, _pow2(batch)) if dot else _pow2(batch)
     part = plan_partition(hidden, head_hidden or hidden // 2, programs, dot)
     meta = {"UC": part.units, "UO": part.head_rows, "HP": _pow2(hidden), "HALFP": _pow2(hidden // 2), "BB": bb,
             "BK": dot_block_k(hidden, bb), "DOT": dot, "DOT_PRECISION": "tf32x3", "SB": min(bb, SAMPLE_ROWS),
-            "PERSISTENT": persistent}
+            "PERSISTENT": persistent, "KS": sparse_width or 16, "SPARSE_R": bool(sparse_width) and not dot}
     return meta, part.programs
 
 
 def compile_report(hidden: int, batch: int, persistent: bool = True, arch: int = 90,
-                   num_warps: int = 8) -> dict[str, Any]:
+                   num_warps: int = 8, sparse_width: int = 0) -> dict[str, Any]:
     """Compile for ``sm_<arch>`` and report the kernel's resources.
 
     Returns:
@@ -54,7 +57,7 @@ def compile_report(hidden: int, batch: int, persistent: bool = True, arch: int =
     """
     from triton.backends.compiler import GPUTarget
 
-    meta, programs = kernel_meta(hidden, batch, persistent)
+    meta, programs = kernel_meta(hidden, batch, persistent, sparse_width=sparse_width)
     names = list(inspect.signature(wavernn_block_kernel.fn).parameters)
     sig = {n: "constexpr" if n in meta else ("*fp16" if n in _FP16 else "*i32" if n in _I32 else
                                              "*fp32" if n.endswith("_ptr") else "i32") for n in names}

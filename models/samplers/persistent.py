@@ -174,6 +174,23 @@ def _matmul(w, w_ptr, rows, row_ok, ld_w, x_ptr, ld_x, K, B,
 
 
 @triton.jit
+def _matvec_gather(w, cols, x_ptr, ld_x, B, R: tl.constexpr, BB: tl.constexpr):
+    """(R, BB) = sum_k w[r, k] * X[b, cols[r, k]]: block-sparse rows held packed in registers.
+
+    ``w`` (R, KS) fp16 holds each row's weights at the columns its row group keeps, ``cols``
+    (R, KS) int32 those columns (padding: weight 0 at column 0); X rows are ``ld_x`` apart (L2).
+    """
+    bcol = tl.arange(0, BB)
+    acc = tl.zeros((R, BB), dtype=tl.float32)
+    wf = w.to(tl.float32)
+    for b in tl.static_range(BB):
+        xb = tl.load(x_ptr + b * ld_x + cols, mask=(cols * 0 + b) < B, other=0.0, cache_modifier=".cg")  # gather
+        col = tl.sum(wf * xb, axis=1)  # (R,)
+        acc = tl.where(bcol[None, :] == b, col[:, None], acc)
+    return acc
+
+
+@triton.jit
 def _slot(x3, s: tl.constexpr):
     """Row slot ``s`` of a (8, UC, BB) tile -> (UC, BB)."""
     ids = tl.arange(0, 8)
@@ -234,13 +251,14 @@ def _reset_logits(acc_ptr, bias_ptr, B, BB: tl.constexpr, SB: tl.constexpr):
 
 
 @triton.jit
-def _phase(phase, k, pid, w_r, w_o1, w_o2, w_o3, w_o4,
+def _phase(phase, k, pid, w_r, r_cols, w_o1, w_o2, w_o3, w_o4,
            R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
            O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,
            cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr, out_f_ptr,
            B, n, hop, F, H, HH,
            UC: tl.constexpr, UO: tl.constexpr, HP: tl.constexpr, HALFP: tl.constexpr, BB: tl.constexpr,
-           BK: tl.constexpr, DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, SB: tl.constexpr):
+           BK: tl.constexpr, DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, SB: tl.constexpr,
+           SPARSE_R: tl.constexpr):
     """One phase of step ``k`` for program ``pid`` (see the module docstring)."""
     half = H // 2
     H3 = 3 * H
@@ -268,7 +286,10 @@ def _phase(phase, k, pid, w_r, w_o1, w_o2, w_o3, w_o4,
         r_unit = pid * UC + r % UC
         r_ok = ((slot % 4) < 3) & (r_unit < half)
         rows = (slot % 4) * H + (slot // 4) * half + r_unit  # rows of R in the paper's order
-        gh = _matmul(w_r, R_ptr, rows, r_ok, H, h_prev, H, H, B, 8 * UC, HP, BB, BK, DOT, DOT_PRECISION)
+        if SPARSE_R:
+            gh = _matvec_gather(w_r, r_cols, h_prev, H, B, 8 * UC, BB)
+        else:
+            gh = _matmul(w_r, R_ptr, rows, r_ok, H, h_prev, H, H, B, 8 * UC, HP, BB, BK, DOT, DOT_PRECISION)
         gh = gh + tl.load(R_bias_ptr + rows, mask=r_ok, other=0.0)[:, None]
         gh3 = tl.reshape(gh, (8, UC, BB))
         h_old = tl.load(h_prev + bcol[None, :] * H + unit[:, None], mask=m2, other=0.0, cache_modifier=".cg")
@@ -324,9 +345,10 @@ def wavernn_block_kernel(
     O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,
     cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr, out_f_ptr,
     counter_ptr, flag_ptr,
-    B, n, hop, F, H, HH, step, phase, max_spins,
+    B, n, hop, F, H, HH, step, phase, max_spins, Rs_ptr, Rcols_ptr,
     UC: tl.constexpr, UO: tl.constexpr, HP: tl.constexpr, HALFP: tl.constexpr, BB: tl.constexpr,
     BK: tl.constexpr, DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, SB: tl.constexpr, PERSISTENT: tl.constexpr,
+    KS: tl.constexpr, SPARSE_R: tl.constexpr,
 ):
     """A block of ``n`` steps for ``B`` streams (persistent), or one phase of step ``step`` (phased).
 
@@ -341,6 +363,7 @@ def wavernn_block_kernel(
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
     w_r = 0.0
+    r_cols = 0
     w_o1 = 0.0
     w_o2 = 0.0
     w_o3 = 0.0
@@ -352,8 +375,14 @@ def wavernn_block_kernel(
         r_unit = pid * UC + r % UC
         r_ok = ((slot % 4) < 3) & (r_unit < half)
         rows = (slot % 4) * H + (slot // 4) * half + r_unit
-        kk = tl.arange(0, HP)
-        w_r = tl.load(R_ptr + rows[:, None] * H + kk[None, :], mask=r_ok[:, None] & (kk < H)[None, :], other=0.0)
+        if SPARSE_R:  # packed block-sparse rows: (8 UC, KS) weights and their columns
+            ks = tl.arange(0, KS)
+            w_r = tl.load(Rs_ptr + (pid * 8 * UC + r)[:, None] * KS + ks[None, :])
+            r_cols = tl.load(Rcols_ptr + (pid * 8 + slot)[:, None] * KS + ks[None, :])
+        else:
+            kk = tl.arange(0, HP)
+            w_r = tl.load(R_ptr + rows[:, None] * H + kk[None, :], mask=r_ok[:, None] & (kk < H)[None, :],
+                          other=0.0)
         orow = pid * UO + tl.arange(0, UO)
         o_ok = orow < HH
         hk = tl.arange(0, HALFP)
@@ -366,20 +395,20 @@ def wavernn_block_kernel(
     if PERSISTENT:
         for k in range(n):
             for ph in tl.static_range(4):
-                _phase(ph, k, pid, w_r, w_o1, w_o2, w_o3, w_o4, R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
+                _phase(ph, k, pid, w_r, r_cols, w_o1, w_o2, w_o3, w_o4, R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
                        O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,
                        cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr,
-                       out_f_ptr, B, n, hop, F, H, HH, UC, UO, HP, HALFP, BB, BK, DOT, DOT_PRECISION, SB)
+                       out_f_ptr, B, n, hop, F, H, HH, UC, UO, HP, HALFP, BB, BK, DOT, DOT_PRECISION, SB, SPARSE_R)
                 _grid_sync(counter_ptr, flag_ptr, (k * 4 + ph + 1) * nprog, max_spins)
-        _phase(4, n, pid, w_r, w_o1, w_o2, w_o3, w_o4, R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
+        _phase(4, n, pid, w_r, r_cols, w_o1, w_o2, w_o3, w_o4, R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
                O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,
                cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr,
-               out_f_ptr, B, n, hop, F, H, HH, UC, UO, HP, HALFP, BB, BK, DOT, DOT_PRECISION, SB)
+               out_f_ptr, B, n, hop, F, H, HH, UC, UO, HP, HALFP, BB, BK, DOT, DOT_PRECISION, SB, SPARSE_R)
     else:
-        _phase(phase, step, pid, w_r, w_o1, w_o2, w_o3, w_o4, R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
+        _phase(phase, step, pid, w_r, r_cols, w_o1, w_o2, w_o3, w_o4, R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
                O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,
                cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr,
-               out_f_ptr, B, n, hop, F, H, HH, UC, UO, HP, HALFP, BB, BK, DOT, DOT_PRECISION, SB)
+               out_f_ptr, B, n, hop, F, H, HH, UC, UO, HP, HALFP, BB, BK, DOT, DOT_PRECISION, SB, SPARSE_R)
 
 
 @triton.jit

@@ -72,6 +72,26 @@ def test_kernel_matches_reference(batch: int, out_hidden: int) -> None:
     assert (s.h.cpu() - s_ref.h).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize(("block", "sparsity"), [((16, 1), 0.75), ((4, 4), 0.9)])
+def test_block_sparse_rows_match_the_reference(block: tuple[int, int], sparsity: float) -> None:
+    """A pruned R is held packed (only each row slot's kept columns) and gives the same samples."""
+    from models.sparsity import gate_masks
+
+    n, hop, batch = 4, 30, 2
+    weights, gates, state, uniforms = _setup(11, 64, batch, n, 0, hop)
+    pruned = InferenceWeights(weights.hop_length, **{**weights.tensors(),
+                                                    "R": weights.R * gate_masks(weights.R, sparsity, block)})
+    cond = _window(gates, state, n, hop)
+    pcm_ref, s_ref = ReferenceSampler(pruned).generate(state, cond, uniforms)
+    sampler = GpuSampler(pruned, DEVICE, mode=MODE, max_programs=4)
+    assert sampler.packed is not None and sampler.packed.width < 64
+    pcm, s = sampler.generate(state, cond, uniforms)
+    assert torch.equal(pcm.cpu(), pcm_ref)
+    assert (s.h.cpu() - s_ref.h).abs().max() < 1e-5
+    dense = GpuSampler(weights, DEVICE, mode=MODE, max_programs=4)
+    assert dense.packed is None
+
+
 def test_blocks_chain_like_one_block() -> None:
     """State carried across launches: 1 + 2 steps == 3 steps (and the weights are never written)."""
     n, hop = 3, 30
@@ -122,6 +142,7 @@ import json
 from models.samplers.gpu_build import compile_report
 for batch in (1, 16):  # the register-resident FMA path and the tl.dot path
     print(json.dumps(compile_report(64, batch, persistent=True)))
+print(json.dumps(compile_report(64, 1, persistent=True, sparse_width=16)))  # packed block-sparse R
 """
 
 
@@ -132,9 +153,10 @@ def test_persistent_kernel_compiles_for_hopper() -> None:
     out = subprocess.run([sys.executable, "-c", _COMPILE], capture_output=True, text=True, env=env, timeout=600,
                          check=False)
     assert out.returncode == 0, out.stderr[-2000:]
-    reports = [json.loads(line) for line in out.stdout.strip().splitlines()[-2:]]
-    for report, dot in zip(reports, (False, True), strict=True):
+    reports = [json.loads(line) for line in out.stdout.strip().splitlines()[-3:]]
+    for report, dot, sparse in zip(reports, (False, True, False), (False, False, True), strict=True):
         assert report["target"] == "sm_90" and report["registers"] > 0 and report["meta"]["DOT"] is dot
+        assert report["meta"]["SPARSE_R"] is sparse
         barrier = report["barrier_ptx"]
         assert "red.global.gpu.release.add.u32" in barrier and "ld.global.gpu.acquire" in barrier
 
