@@ -84,10 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, nargs="+", default=[896, 1024])
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4, 16, 64, 256])
+    parser.add_argument("--num-warps", type=int, default=8)
+    parser.add_argument("--sparse-width", type=int, default=0,
+                        help="KS of a packed block-sparse R (FMA path, batch <= 4); 0 = dense")
     args = parser.parse_args(argv)
     for hidden in args.hidden:
         for batch in args.batch:
-            report = compile_report(hidden, batch)
+            report = compile_report(hidden, batch, num_warps=args.num_warps, sparse_width=args.sparse_width)
             report.pop("barrier_ptx")
             print(json.dumps(report), flush=True)
     return 0
