@@ -17,7 +17,9 @@ register-resident path, batches up to 4; the heads and the tl.dot path stay dens
 - ``torch``: :class:`models.samplers.reference.ReferenceSampler` on the GPU (a kernel launch
   per operation, Python per sample), at B = 1 and 16 only (``--reference-samples`` samples);
 - ``cuda_graph``: the same step cell captured with ``--graph-steps`` steps in one CUDA graph
-  and replayed (launch gaps removed, still one kernel per operation).
+  and replayed (launch gaps removed, still one kernel per operation);
+- ``phased``: the fused kernel's fallback mode (one launch per phase, what a sampler whose
+  barrier gave up runs), at B = 1 and 16 (``--reference-samples`` samples).
 
 ``barrier_us``: the cost of one grid barrier, from a kernel that only syncs (``--programs``
 programs); ``floor_us_per_step`` = 4 barriers, the least a step can take with this design.
@@ -158,13 +160,17 @@ def main(argv: list[str] | None = None) -> int:
         fused = GpuSampler(weights, "cuda", mode="persistent")
         for batch in args.batches:
             for name, n in (("fused", args.samples), ("torch", args.reference_samples),
-                            ("cuda_graph", args.graph_steps)):
+                            ("cuda_graph", args.graph_steps), ("phased", args.reference_samples)):
                 if name != "fused" and batch not in (1, 16):
                     continue
                 state, cond, uni = inputs(hidden, batch, n, hop)
                 if name == "fused":
                     fused.generate(state, cond, uni)
                     seconds = time_call(lambda: fused.generate(state, cond, uni), args.repeats)  # noqa: B023
+                elif name == "phased":
+                    phased = GpuSampler(weights, "cuda", mode="phased")
+                    phased.generate(state, cond, uni)
+                    seconds = time_call(lambda: phased.generate(state, cond, uni), max(1, args.repeats // 2))  # noqa: B023
                 elif name == "torch":
                     from models.samplers.reference import ReferenceSampler
 
