@@ -48,6 +48,22 @@ def resolve_devices(device: str, workers: int) -> list[tuple[str, torch.device]]
     return [(f"cpu:{i}", torch.device("cpu")) for i in range(workers)]
 
 
+def check_sampler_device(voice: Voice, kind: str, device: torch.device) -> None:
+    """ValueError, at start-up, when sampler ``kind`` cannot run ``voice`` on ``device``.
+
+    The same conditions are checked again where the sampler is built (in the worker thread),
+    but a worker that fails to build retries forever; checking first turns a misconfiguration
+    into one clear start-up error.
+    """
+    if voice.config.subscale is not None and device.type != "cpu":
+        raise ValueError(f"voice {voice.name!r} is a Subscale WaveRNN, whose samplers run on the CPU only; "
+                         "use TTS_DEVICE=cpu (or auto)")
+    if kind == "cpu" and device.type != "cpu":
+        raise ValueError(f"TTS_SAMPLER=cpu runs on the CPU, not on {device}; use TTS_DEVICE=cpu")
+    if kind == "gpu" and device.type != "cuda":
+        raise ValueError(f"TTS_SAMPLER=gpu runs on CUDA, not on {device}; use TTS_SAMPLER=cpu or auto")
+
+
 def sampler_factory(voice: Voice, kind: str = "auto", workers: int = 1) -> Callable[[torch.device], Sampler]:
     """A function building a ``kind`` sampler over ``voice``'s weights on a given device.
 

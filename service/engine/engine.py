@@ -24,7 +24,7 @@ from torch import Tensor
 
 from models.features import validate_features
 from models.voices import Voice
-from service.engine.devices import resolve_devices, sampler_factory, warm_up_block
+from service.engine.devices import check_sampler_device, resolve_devices, sampler_factory, warm_up_block
 from service.engine.protocol import (
     EngineNotReadyError,
     EngineObserver,
@@ -107,6 +107,10 @@ class Engine:
         devices = resolve_devices(self.config.device, self.config.workers)
         voice = await asyncio.to_thread(self._load_voice)
         voice.model.eval()
+        if voice.config.subscale is not None and self.config.device == "auto":
+            devices = resolve_devices("cpu", self.config.workers)  # subscale samplers run on the CPU
+        for _, device in devices:
+            check_sampler_device(voice, self.config.sampler, device)
         self._voice = voice
         cfg = voice.config
         self._info = VoiceInfo(

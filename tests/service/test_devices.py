@@ -83,3 +83,19 @@ def test_a_subscale_voice_gets_the_subscale_samplers() -> None:
     assert isinstance(sampler_factory(voice, "reference")(torch.device("cpu")), SubscaleReferenceSampler)
     with pytest.raises(ValueError, match="no GPU sampler"):
         sampler_factory(voice, "gpu")
+
+
+def test_sampler_and_device_mismatches_are_start_up_errors(voice) -> None:
+    from models.config import SubscaleConfig, VoiceConfig
+    from models.voices import untrained_voice
+    from service.engine.devices import check_sampler_device
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    check_sampler_device(voice, "auto", cpu)
+    with pytest.raises(ValueError, match="TTS_SAMPLER=gpu runs on CUDA"):
+        check_sampler_device(voice, "gpu", cpu)
+    with pytest.raises(ValueError, match="TTS_SAMPLER=cpu runs on the CPU"):
+        check_sampler_device(voice, "cpu", cuda)
+    sub = untrained_voice(dataclasses.replace(VoiceConfig.tiny(), subscale=SubscaleConfig(factor=4, horizon=2)))
+    with pytest.raises(ValueError, match="CPU only"):
+        check_sampler_device(sub, "auto", cuda)

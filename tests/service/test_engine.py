@@ -257,3 +257,12 @@ def test_a_slow_reader_pauses_its_stream_without_holding_back_the_others(voice: 
     assert held == 2 * BLOCK, "the unread stream should stop exactly at its limit"
     assert fast_out.shape == (40 * 30,)
     np.testing.assert_array_equal(np.concatenate([first, rest]), solo(voice, mel, seed=1))
+
+
+def test_a_sampler_the_device_cannot_run_fails_the_start_not_the_workers(voice: Voice) -> None:
+    async def main() -> None:
+        engine = Engine(EngineConfig(device="cpu", sampler="gpu"), lambda: voice)
+        with pytest.raises(ValueError, match="TTS_SAMPLER=gpu runs on CUDA"):
+            await engine.start()
+
+    asyncio.run(main())
