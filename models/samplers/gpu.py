@@ -27,7 +27,7 @@ from torch import Tensor
 
 from models.audio import join_pcm
 from models.samplers.base import SamplerState
-from models.samplers.persistent import wavernn_block_kernel
+from models.samplers.persistent import PHASE_FINAL, PHASE_FINE_HEAD, PHASE_RECURRENT, wavernn_block_kernel
 from models.samplers.reference import check_inputs
 from models.weights import InferenceWeights
 
@@ -201,10 +201,11 @@ class GpuSampler:
                   for k, v in weights.tensors().items()}
         if sparse not in ("auto", "never"):
             raise ValueError(f"sparse must be auto or never, got {sparse!r}")
-        packed = pack_rows(weights.R.float().cpu(), plan_partition(self.hidden_size, self.head_hidden,
-                                                                     self.max_programs, dot=False))
         self.packed: PackedRows | None = None
-        if sparse == "auto" and packed.width <= _pow2(self.hidden_size) // 2:
+        dense_r = bool((weights.R != 0).all())
+        packed = None if sparse == "never" or dense_r else pack_rows(
+            weights.R.float().cpu(), plan_partition(self.hidden_size, self.head_hidden, self.max_programs, dot=False))
+        if packed is not None and packed.width <= _pow2(self.hidden_size) // 2:
             self.packed = PackedRows(packed.values.to(dev), packed.cols.to(dev), packed.width, packed.kept)
             logger.info("GPU sampler: R packed to %d of %d columns per row slot (%d kept)", packed.width,
                         self.hidden_size, packed.kept)
@@ -265,10 +266,11 @@ class GpuSampler:
                 lf.copy_(w["O4_bias"].repeat(b, 1))
         if self.mode == "phased":
             for k in range(n):
-                for phase in range(4):
+                for phase in range(PHASE_RECURRENT, PHASE_FINE_HEAD + 1):
                     wavernn_block_kernel[grid](*args, k, phase, self.max_spins, rs, rcols,
                                                PERSISTENT=False, num_warps=4, **meta)
-            wavernn_block_kernel[grid](*args, n, 4, self.max_spins, rs, rcols, PERSISTENT=False, num_warps=4, **meta)
+            wavernn_block_kernel[grid](*args, n, PHASE_FINAL, self.max_spins, rs, rcols, PERSISTENT=False,
+                                       num_warps=4, **meta)
         out_dev = state.h.device
         coarse = out_c.long().to(out_dev)
         fine = out_f.long().to(out_dev)

@@ -39,8 +39,11 @@ The same phase functions run in two launch modes (constexpr ``PERSISTENT``):
   orders everything. This is what Triton's CPU interpreter (``TRITON_INTERPRET=1``, which runs
   programs one after another) executes in CI, and a GPU fallback.
 
-Data exchanged between programs is read with ``cache_modifier=".cg"`` (L2, never a stale L1
-line). Host wrapper: :mod:`models.samplers.gpu`.
+A pruned R can be held packed on the register-resident path (``SPARSE_R``): per row slot
+only the columns its rows keep, ``KS`` of them, with ``h`` gathered at those columns.
+
+Data exchanged between programs (and the scratch a program rereads in a later phase) is read
+with ``cache_modifier=".cg"`` (L2, never a stale L1 line). Host wrapper: :mod:`models.samplers.gpu`.
 """
 
 from __future__ import annotations
@@ -319,12 +322,12 @@ def _phase(phase, k, pid, w_r, r_cols, w_o1, w_o2, w_o3, w_o4,
         ic_u = tl.load(I_coarse_ptr + half + unit, mask=unit_ok, other=0.0)[:, None]
         ic_r = tl.load(I_coarse_ptr + H + half + unit, mask=unit_ok, other=0.0)[:, None]
         ic_e = tl.load(I_coarse_ptr + 2 * H + half + unit, mask=unit_ok, other=0.0)[:, None]
-        gi_u = tl.load(sp, mask=m2, other=0.0) + xc * ic_u
-        gi_r = tl.load(sp + half, mask=m2, other=0.0) + xc * ic_r
-        gi_e = tl.load(sp + 2 * half, mask=m2, other=0.0) + xc * ic_e
-        gh_u = tl.load(sp + 3 * half, mask=m2, other=0.0)
-        gh_r = tl.load(sp + 4 * half, mask=m2, other=0.0)
-        gh_e = tl.load(sp + 5 * half, mask=m2, other=0.0)
+        gi_u = tl.load(sp, mask=m2, other=0.0, cache_modifier=".cg") + xc * ic_u
+        gi_r = tl.load(sp + half, mask=m2, other=0.0, cache_modifier=".cg") + xc * ic_r
+        gi_e = tl.load(sp + 2 * half, mask=m2, other=0.0, cache_modifier=".cg") + xc * ic_e
+        gh_u = tl.load(sp + 3 * half, mask=m2, other=0.0, cache_modifier=".cg")
+        gh_r = tl.load(sp + 4 * half, mask=m2, other=0.0, cache_modifier=".cg")
+        gh_e = tl.load(sp + 5 * half, mask=m2, other=0.0, cache_modifier=".cg")
         h_old = tl.load(h_prev + bcol[None, :] * H + half + unit[:, None], mask=m2, other=0.0, cache_modifier=".cg")
         h_new = _gru(gi_u, gi_r, gi_e, gh_u, gh_r, gh_e, h_old)
         tl.store(h_next + bcol[None, :] * H + half + unit[:, None], h_new, mask=m2)
