@@ -25,3 +25,13 @@ def tiny_model(tiny_voice: VoiceConfig) -> WaveRNN:
             lin.weight.mul_(8.0)
         model.rnn.weight_ih_l0.mul_(3.0)
     return model
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch limited to one intra-op thread for the test: the step-by-step samplers gain nothing from
+    more, and OpenMP barriers stall them on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -32,13 +32,7 @@ MAX_FLIP_RATE = 0.01
 ATOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The reference runs step by step here; one torch thread avoids OpenMP barriers on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _gates(model: WaveRNN, frames: int, seed: int, batch: int = 1) -> torch.Tensor:

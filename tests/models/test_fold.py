@@ -64,13 +64,7 @@ def test_fade_curves(kind: str) -> None:
     np.testing.assert_allclose(power, 1.0, atol=1e-12)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny batched matmuls gain nothing from intra-op threads and stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _max_jump(x: np.ndarray) -> float:

@@ -34,12 +34,7 @@ SUB = SubscaleConfig(factor=4, horizon=2, past=2, context_channels=16)
 MAX_FLIP_RATE = 0.01
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(sub: SubscaleConfig = SUB, seed: int = 0) -> SubscaleWaveRNN:
