@@ -36,7 +36,16 @@ def kernel_meta(hidden: int, batch: int, persistent: bool, programs: int = HOPPE
     """The constexpr arguments the sampler would launch with, and the grid size.
 
     ``sparse_width``: KS of a packed block-sparse R (0: dense R); used only on the FMA path.
+
+    Raises:
+        ValueError: a size the sampler would not launch with.
     """
+    if hidden < 8 or hidden % 2:
+        raise ValueError(f"hidden must be an even number >= 8, got {hidden}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    if sparse_width and (sparse_width < 16 or sparse_width & (sparse_width - 1)):
+        raise ValueError(f"sparse_width must be 0 (dense) or a power of two >= 16, got {sparse_width}")
     dot = batch > FMA_MAX_BATCH
     bb = max(16, _pow2(batch)) if dot else _pow2(batch)
     part = plan_partition(hidden, head_hidden or hidden // 2, programs, dot)
@@ -90,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for hidden in args.hidden:
         for batch in args.batch:
-            report = compile_report(hidden, batch, num_warps=args.num_warps, sparse_width=args.sparse_width)
+            try:
+                report = compile_report(hidden, batch, num_warps=args.num_warps, sparse_width=args.sparse_width)
+            except ValueError as exc:
+                parser.error(str(exc))
             report.pop("barrier_ptx")
             print(json.dumps(report), flush=True)
     return 0
