@@ -101,7 +101,8 @@ class TrainConfig:
     num_threads: int = 0
     """CPU threads for torch (0 = torch's default)."""
     amp: bool = False
-    """bf16 autocast of the forward pass on CUDA (ignored on CPU)."""
+    """bf16 autocast of the forward pass, on CUDA and on CPU (about 1.5x faster on a CPU with
+    AVX512-BF16 or AMX; emulated, and slower, on one without). Validation stays float32 on CPU."""
     valid_fraction: float = 0.05
     """Fraction of utterances held out for validation when preparing raw corpora."""
     valid_count: int = 0
@@ -215,6 +216,16 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     if cfg.schedule == "step":
         return cfg.lr * cfg.decay_gamma ** (step // cfg.decay_every)
     return cfg.lr
+
+
+def training_autocast(amp: bool, device: torch.device) -> Any:
+    """The forward pass's autocast context: bf16 on CUDA or CPU with ``amp``, else none."""
+    if not amp:
+        return nullcontext()
+    if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        log.warning("train.amp on a CPU without native bf16 (AVX512-BF16/AMX): bf16 is emulated and "
+                    "slower than float32; set \"amp\": false")
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -405,7 +416,7 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
         model.cond_net.get_buffer("input_mean").copy_(mean.to(device))
         model.cond_net.get_buffer("input_std").copy_(std.to(device))
     metrics_path = run / "metrics.jsonl"
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext()
+    autocast = training_autocast(cfg.amp, device)
     samples_per_step = cfg.batch_size * cfg.seq_frames * voice.model.hop_length
 
     def validate() -> dict[str, float] | None:

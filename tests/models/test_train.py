@@ -114,6 +114,23 @@ def test_loss_falls_in_a_short_run(prepared: Path, tmp_path: Path) -> None:
         train(VOICE, FAST, load_prepared(prepared, "train"), [], tmp_path / "run")
 
 
+def test_amp_trains_in_bf16_on_cpu(prepared: Path, tmp_path: Path) -> None:
+    cfg = FAST
+    train_utts, valid_utts = load_prepared(prepared, "train"), load_prepared(prepared, "valid")
+    with train_mod.training_autocast(True, torch.device("cpu")):
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+    assert not torch.is_autocast_enabled("cpu")
+    fp32 = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "fp32", progress=io.StringIO())
+    bf16 = train(VOICE, dataclasses.replace(cfg, amp=True), train_utts, valid_utts, tmp_path / "bf16",
+                 progress=io.StringIO())
+    a, b = fp32.model.state_dict(), bf16.model.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the bf16 forward really ran
+    assert all(p.dtype == torch.float32 for p in bf16.model.parameters())  # master weights stay fp32
+    assert bf16.valid is not None and fp32.valid is not None
+    assert bf16.valid["total_bits"] == pytest.approx(fp32.valid["total_bits"], abs=0.3)
+    assert bf16.valid["total_bits"] < 15.0  # it learns (about 16 bits at the start)
+
+
 def test_resume_continues_exactly(prepared: Path, tmp_path: Path) -> None:
     cfg = dataclasses.replace(FAST, steps=12, checkpoint_every=6, validate_every=5, keep_checkpoints=0, lr=3e-3)
     train_utts, valid_utts = load_prepared(prepared, "train"), load_prepared(prepared, "valid")
