@@ -64,6 +64,7 @@ class Stream:
         # shared state, guarded by _lock
         self._lock = threading.Lock()
         self._gates: Tensor | None = None  # (T, 3H) float32 on CPU
+        self._cuts: list[int] = []  # frames received at the end of each appended chunk
         self._final = False
         self._closed = False  # a terminal item (end or error) was queued
         self._cancelled = False
@@ -81,6 +82,7 @@ class Stream:
         """Add frames (T_k, 3H) of gate conditioning; ``final`` marks the last chunk."""
         with self._lock:
             self._gates = gates if self._gates is None else torch.cat([self._gates, gates])  # (T, 3H)
+            self._cuts.append(int(self._gates.shape[0]))
             self._final = self._final or final
         self.wake()
 
@@ -118,26 +120,38 @@ class Stream:
         coming needs the frames the block reads (including the next frame for interpolation),
         so the audio does not depend on when later sentences arrive.
         """
+        if self.backpressured():
+            return False  # the reader is behind: wait for it
         with self._lock:
-            if self.max_unread is not None and self._unread >= self.max_unread:
-                return False  # the reader is behind: wait for it (backpressure)
             t = 0 if self._gates is None else int(self._gates.shape[0])
             if self._final:
                 return self.position < t * self.hop
             return t >= window_frames(self.position, n, self.hop)[1]
+
+    def backpressured(self) -> bool:
+        """Whether the reader has ``max_unread`` samples or more still to take."""
+        with self._lock:
+            return self.max_unread is not None and self._unread >= self.max_unread
+
+    def chunk(self, k: int) -> Tensor | None:
+        """(T_k, 3H) the frames of appended chunk ``k`` (a sentence of text), or None until it came."""
+        with self._lock:
+            if k >= len(self._cuts):
+                return None
+            assert self._gates is not None
+            return self._gates[(self._cuts[k - 1] if k else 0) : self._cuts[k]]
+
+    @property
+    def chunks(self) -> tuple[int, bool]:
+        """Chunks appended so far, and whether that is all of them (the input is final)."""
+        with self._lock:
+            return len(self._cuts), self._final
 
     def window(self, n: int) -> Tensor:
         """(F, 3H) conditioning the next block of ``n`` samples reads."""
         with self._lock:
             assert self._gates is not None  # ready() was checked
             return conditioning_window(self._gates, self.position, n, self.hop)
-
-    def all_gates(self) -> Tensor:
-        """(T, 3H) every frame of conditioning received so far (a subscale voice reads them whole)."""
-        with self._lock:
-            if self._gates is None:
-                raise ValueError("the stream has no conditioning frames yet")
-            return self._gates
 
     def samples_left(self, n: int) -> int:
         """How many of the next ``n`` generated samples belong to the utterance."""

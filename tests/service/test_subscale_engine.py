@@ -17,7 +17,8 @@ from models.samplers.subscale_cpu import SubscaleCpuSampler
 from models.subscale import subscale_lag_samples
 from models.voices import Voice, untrained_voice
 from service.engine import SynthesisRequest
-from tests.service.test_engine import Recorder, collect, run_engine
+from service.engine.subscale import offline_chunks
+from tests.service.test_engine import Recorder, run_engine
 from tests.service.tts_server import tiny_mel
 
 SUB = SubscaleConfig(factor=4, horizon=2, past=2, context_channels=8)
@@ -30,8 +31,8 @@ def voice() -> Voice:
 
 
 def offline(voice: Voice, mel: np.ndarray | list[np.ndarray], seed: int) -> np.ndarray:
-    """The whole utterance through the compiled subscale sampler, no engine (chunks conditioned apart,
-    as the engine conditions each sentence)."""
+    """The frames of ``mel`` (chunks conditioned apart, as the engine conditions each sentence)
+    folded as one utterance through the compiled subscale sampler, no engine."""
     with torch.no_grad():
         gates = torch.cat([voice.model.gate_conditioning(torch.from_numpy(m).unsqueeze(0))[0]
                            for m in (mel if isinstance(mel, list) else [mel])])  # (T, 3H)
@@ -62,16 +63,41 @@ def test_streams_equal_the_offline_subscale_utterance(voice: Voice) -> None:
     assert sum(rec.batches) >= len(mels)  # every stream was advanced, block by block
 
 
-def test_chunked_input_streams_once_final_and_equals_whole(voice: Voice) -> None:
-    chunks = [tiny_mel(5, seed=1), tiny_mel(6, seed=2)]
+def _gates(voice: Voice, mel: np.ndarray) -> torch.Tensor:
+    with torch.no_grad():
+        return voice.model.gate_conditioning(torch.from_numpy(mel).unsqueeze(0))[0]
+
+
+def test_text_streams_sentence_by_sentence(voice: Voice) -> None:
+    """Each chunk (a sentence) is folded on its own and starts as soon as it comes: the first
+    sentence is heard while the next is still being rendered."""
+    chunks = [tiny_mel(5, seed=1), tiny_mel(6, seed=2), tiny_mel(4, seed=3)]
+    heard = asyncio.Event()
 
     async def source() -> AsyncIterator[np.ndarray]:
-        for c in chunks:
+        yield chunks[0]
+        await asyncio.wait_for(heard.wait(), timeout=20)  # the next sentence waits for audio of the first
+        for c in chunks[1:]:
             yield c
-            await asyncio.sleep(0.05)
 
-    async def body(engine) -> np.ndarray:
-        return await collect(await engine.submit(SynthesisRequest(source(), seed=4)))
+    async def body(engine) -> list[np.ndarray]:
+        blocks = []
+        async for b in await engine.submit(SynthesisRequest(source(), seed=4)):
+            blocks.append(b)
+            heard.set()
+        return blocks
 
-    out = run_engine(voice, body, block_samples=BLOCK)
-    np.testing.assert_array_equal(out, offline(voice, chunks, 4))
+    blocks = run_engine(voice, body, block_samples=BLOCK)
+    out = np.concatenate(blocks)
+    sampler = SubscaleCpuSampler(extract_subscale_weights(voice.model))  # type: ignore[arg-type]
+    np.testing.assert_array_equal(out, offline_chunks(sampler, [_gates(voice, c) for c in chunks], 4))
+    hop = voice.config.features.hop_length
+    assert len(out) == sum(len(c) for c in chunks) * hop
+    # the whole of the utterance is not one fold: it differs from folding all the frames at once
+    assert not np.array_equal(out, offline(voice, chunks, 4))
+
+
+def test_offline_chunks_of_one_chunk_is_the_utterance(voice: Voice) -> None:
+    mel = tiny_mel(7, seed=5)
+    sampler = SubscaleCpuSampler(extract_subscale_weights(voice.model))  # type: ignore[arg-type]
+    np.testing.assert_array_equal(offline_chunks(sampler, [_gates(voice, mel)], 9), offline(voice, mel, 9))
