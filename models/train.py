@@ -101,8 +101,9 @@ class TrainConfig:
     num_threads: int = 0
     """CPU threads for torch (0 = torch's default)."""
     amp: bool = False
-    """bf16 autocast of the forward pass, on CUDA and on CPU (about 1.5x faster on a CPU with
-    AVX512-BF16 or AMX; emulated, and slower, on one without). Validation stays float32 on CPU."""
+    """bf16 autocast of the forward pass, on CUDA and on CPU (1.3x the float32 samples/s of
+    WaveRNN-384 on this 2-core CPU with AVX512-BF16, ``benchmarks/bench_train.py``; emulated,
+    and slower, on a CPU without). Validation stays float32 on CPU."""
     valid_fraction: float = 0.05
     """Fraction of utterances held out for validation when preparing raw corpora."""
     valid_count: int = 0
@@ -461,7 +462,7 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
         with autocast:
             cond, coarse, fine, prev = conditioned_batch(model, batch)
             logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev)
-        loss_c, loss_f = class_nll(logits_c, coarse), class_nll(logits_f, fine)
+        loss_c, loss_f = class_nll(logits_c, coarse, exact=False), class_nll(logits_f, fine, exact=False)
         loss = loss_c + loss_f
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {float(loss)} at step {step}; lower train.lr or check the data")
