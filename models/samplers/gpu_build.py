@@ -2,7 +2,8 @@
 
 Triton's wheel carries ``ptxas`` and ``cuobjdump``, so the persistent kernel can be compiled
 to an sm_90 cubin on any machine. :func:`compile_report` does that for a model size and
-batch and reads back registers per thread, stack frame (spills), shared memory and the PTX of
+batch (:func:`compile_subscale_report` for the subscale kernel) and reads back registers per
+thread, stack frame (spills), shared memory and the PTX of
 the grid barrier, which is how CI checks the GPU code path builds, and how the launch
 configuration is sized before a GPU is at hand. Run ``python -m models.samplers.gpu_build``
 for the table of the shipped sizes (one JSON line per configuration).
@@ -23,10 +24,13 @@ from typing import Any
 import triton
 
 from models.samplers.gpu import FMA_MAX_BATCH, SAMPLE_ROWS, _pow2, dot_block_k, plan_partition
+from models.samplers.gpu_subscale import context_tasks
 from models.samplers.persistent import wavernn_block_kernel
+from models.samplers.persistent_subscale import subscale_block_kernel
 
 _FP16 = {"R_ptr", "O1_ptr", "O2_ptr", "O3_ptr", "O4_ptr", "Rs_ptr"}
-_I32 = {"base_ptr", "prev_ptr", "out_c_ptr", "out_f_ptr", "counter_ptr", "flag_ptr", "Rcols_ptr"}
+_I32 = {"base_ptr", "prev_ptr", "out_c_ptr", "out_f_ptr", "counter_ptr", "flag_ptr", "Rcols_ptr", "cbuf_ptr",
+        "fbuf_ptr"}
 #: H100 SXM / H200: 132 multiprocessors.
 HOPPER_SMS = 132
 
@@ -57,21 +61,42 @@ def kernel_meta(hidden: int, batch: int, persistent: bool, programs: int = HOPPE
 
 def compile_report(hidden: int, batch: int, persistent: bool = True, arch: int = 90,
                    num_warps: int = 8, sparse_width: int = 0) -> dict[str, Any]:
-    """Compile for ``sm_<arch>`` and report the kernel's resources.
+    """Compile the plain kernel for ``sm_<arch>`` and report its resources.
 
     Returns:
         dict with target, hidden, batch, programs, the constexprs, registers (per thread),
         stack and local bytes (spills), shared bytes, compile seconds and ``barrier_ptx``
         (the atomic and fence lines of the PTX).
     """
+    meta, programs = kernel_meta(hidden, batch, persistent, sparse_width=sparse_width)
+    report = _compile(wavernn_block_kernel, meta, arch, num_warps)
+    return {"target": f"sm_{arch}", "hidden": hidden, "batch": batch, "programs": programs, "num_warps": num_warps,
+            "meta": meta, **report}
+
+
+def compile_subscale_report(hidden: int, factor: int = 16, context_inputs: int = 480, context_channels: int = 64,
+                            persistent: bool = True, arch: int = 90, num_warps: int = 8) -> dict[str, Any]:
+    """As :func:`compile_report` for the subscale kernel (B = ``factor`` rows; defaults: B = 16,
+    F = 8, 8 past steps, 64 context channels)."""
+    meta, programs = kernel_meta(hidden, factor, persistent)
+    for key in ("KS", "SPARSE_R"):
+        meta.pop(key)
+    groups, per = context_tasks(factor, context_channels, programs)
+    meta.update({"KP": _pow2(context_inputs), "CCP": _pow2(context_channels), "UX": per})
+    report = _compile(subscale_block_kernel, meta, arch, num_warps)
+    return {"target": f"sm_{arch}", "hidden": hidden, "factor": factor, "programs": programs,
+            "context_groups": groups, "num_warps": num_warps, "meta": meta, **report}
+
+
+def _compile(kernel: Any, meta: dict[str, Any], arch: int, num_warps: int) -> dict[str, Any]:
+    """Compile ``kernel`` with constexprs ``meta``; registers, spills, shared memory and the barrier PTX."""
     from triton.backends.compiler import GPUTarget
 
-    meta, programs = kernel_meta(hidden, batch, persistent, sparse_width=sparse_width)
-    names = list(inspect.signature(wavernn_block_kernel.fn).parameters)
+    names = list(inspect.signature(kernel.fn).parameters)
     sig = {n: "constexpr" if n in meta else ("*fp16" if n in _FP16 else "*i32" if n in _I32 else
                                              "*fp32" if n.endswith("_ptr") else "i32") for n in names}
     start = time.perf_counter()
-    src = triton.compiler.ASTSource(fn=wavernn_block_kernel, signature=sig, constexprs=meta)
+    src = triton.compiler.ASTSource(fn=kernel, signature=sig, constexprs=meta)
     compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": num_warps})
     seconds = time.perf_counter() - start
     tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
@@ -83,8 +108,7 @@ def compile_report(hidden: int, batch: int, persistent: bool = True, arch: int =
     fields = dict(re.findall(r"(REG|STACK|SHARED|LOCAL):(\d+)", usage))
     ptx = compiled.asm["ptx"]
     barrier = [line.strip() for line in ptx.splitlines() if re.search(r"\b(atom|red)\.|\bfence\.|\.acquire\.", line)]
-    return {"target": f"sm_{arch}", "hidden": hidden, "batch": batch, "programs": programs, "num_warps": num_warps,
-            "meta": meta, "registers": int(fields.get("REG", 0)), "stack_bytes": int(fields.get("STACK", 0)),
+    return {"registers": int(fields.get("REG", 0)), "stack_bytes": int(fields.get("STACK", 0)),
             "local_bytes": int(fields.get("LOCAL", 0)), "shared_bytes": int(fields.get("SHARED", 0)),
             "compile_s": round(seconds, 1), "barrier_ptx": "\n".join(dict.fromkeys(barrier))}
 
@@ -96,7 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-warps", type=int, default=8)
     parser.add_argument("--sparse-width", type=int, default=0,
                         help="KS of a packed block-sparse R (FMA path, batch <= 4); 0 = dense")
+    parser.add_argument("--subscale", action="store_true",
+                        help="the subscale kernel instead (B = 16, F = 8, 8 past steps, 64 context channels)")
     args = parser.parse_args(argv)
+    if args.subscale:
+        for hidden in args.hidden:
+            report = compile_subscale_report(hidden, num_warps=args.num_warps)
+            report.pop("barrier_ptx")
+            print(json.dumps(report), flush=True)
+        return 0
     for hidden in args.hidden:
         for batch in args.batch:
             try:

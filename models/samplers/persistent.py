@@ -97,10 +97,11 @@ def _grid_sync(counter_ptr, flag_ptr, target, max_spins):
 
 
 @triton.jit
-def _sample(acc_ptr, uni_ptr, u_stride, B, BB: tl.constexpr, SB: tl.constexpr):
-    """Inverse-CDF draw for each stream from summed logits (BB, 256) at ``acc_ptr``.
+def _sample(acc_ptr, uni_ptr, u_stride, lo, B, BB: tl.constexpr, SB: tl.constexpr):
+    """Inverse-CDF draw for each stream ``lo <= b < B`` from summed logits (BB, 256) at ``acc_ptr``.
 
-    ``uni_ptr + b * u_stride`` holds stream b's uniform. Streams go SB at a time so the
+    ``uni_ptr + b * u_stride`` holds stream b's uniform (the stride may be negative; rows
+    outside ``[lo, B)`` are never read and draw class 0). Streams go SB at a time so the
     softmax and cumulative sum keep a (SB, 256) tile, not (BB, 256). Returns (BB,) int32.
     """
     bcol = tl.arange(0, BB)
@@ -108,7 +109,7 @@ def _sample(acc_ptr, uni_ptr, u_stride, B, BB: tl.constexpr, SB: tl.constexpr):
     out = tl.zeros((BB,), dtype=tl.int32)
     for b0 in tl.static_range(0, BB, SB):
         b = b0 + tl.arange(0, SB)
-        ok = b < B
+        ok = (b >= lo) & (b < B)
         logits = tl.load(acc_ptr + b[:, None] * N_CLASSES + cls[None, :], mask=ok[:, None], other=0.0,
                          cache_modifier=".cg")
         m = tl.max(logits, axis=1)
@@ -279,7 +280,7 @@ def _phase(phase, k, pid, w_r, r_cols, w_o1, w_o2, w_o3, w_o4,
         f_prev = tl.load(prev_ptr + bcol * 2 + 1, mask=bok, other=0)
         if k > 0:
             c_prev = tl.load(out_c_ptr + bcol * n + k - 1, mask=bok, other=0, cache_modifier=".cg")
-            f_prev = _sample(lf_ptr, uni_ptr + (k - 1) * 2 + 1, n * 2, B, BB, SB)
+            f_prev = _sample(lf_ptr, uni_ptr + (k - 1) * 2 + 1, n * 2, 0, B, BB, SB)
             if pid == 0:
                 tl.store(out_f_ptr + bcol * n + k - 1, f_prev, mask=bok)
         xc = _unit(c_prev)[None, :]
@@ -314,7 +315,7 @@ def _phase(phase, k, pid, w_r, r_cols, w_o1, w_o2, w_o3, w_o4,
         _head_partial(w_o1, O1_ptr, w_o2, O2_ptr, O1_bias_ptr, h_next, lc_ptr, pid, H, HH, half, B,
                       UO, HALFP, BB, BK, DOT, DOT_PRECISION)
     elif phase == 2:  # PHASE_FINE_GATES
-        c = _sample(lc_ptr, uni_ptr + k * 2, n * 2, B, BB, SB)
+        c = _sample(lc_ptr, uni_ptr + k * 2, n * 2, 0, B, BB, SB)
         if pid == 0:
             tl.store(out_c_ptr + bcol * n + k, c, mask=bok)
         xc = _unit(c)[None, :]
@@ -338,33 +339,16 @@ def _phase(phase, k, pid, w_r, r_cols, w_o1, w_o2, w_o3, w_o4,
                       UO, HALFP, BB, BK, DOT, DOT_PRECISION)
     else:  # PHASE_FINAL: the last fine class of the block
         if pid == 0:
-            f = _sample(lf_ptr, uni_ptr + (n - 1) * 2 + 1, n * 2, B, BB, SB)
+            f = _sample(lf_ptr, uni_ptr + (n - 1) * 2 + 1, n * 2, 0, B, BB, SB)
             tl.store(out_f_ptr + bcol * n + n - 1, f, mask=bok)
 
 
 @triton.jit
-def wavernn_block_kernel(
-    R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
-    O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,
-    cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr, out_f_ptr,
-    counter_ptr, flag_ptr,
-    B, n, hop, F, H, HH, step, phase, max_spins, Rs_ptr, Rcols_ptr,
-    UC: tl.constexpr, UO: tl.constexpr, HP: tl.constexpr, HALFP: tl.constexpr, BB: tl.constexpr,
-    BK: tl.constexpr, DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, SB: tl.constexpr, PERSISTENT: tl.constexpr,
-    KS: tl.constexpr, SPARSE_R: tl.constexpr,
-):
-    """A block of ``n`` steps for ``B`` streams (persistent), or one phase of step ``step`` (phased).
-
-    Shapes (row-major, on one device): R (3H, H) fp16, O1/O3 (HH, H/2) fp16, O2/O4 (256, HH)
-    fp16, biases and I_prev (3H, 2) / I_coarse (3H,) fp32; cond (B, F, 3H) fp32 window; base
-    (B,) int32 offset of each stream's first sample in frame 0; uni (B, n, 2) fp32; prev (B, 2)
-    int32 last (coarse, fine); h (2, B, H) fp32 double buffer, h[0] the state in, h[n % 2]
-    out; scratch (B, 6, H/2) fp32; lc/lf (B, 256) fp32 logits accumulators set to the output
-    biases; out_c/out_f (B, n) int32; counter and flag (1,) int32 zeros (persistent barrier; flag 1 after
-    a barrier gave up waiting, see :func:`_grid_sync`).
-    """
-    pid = tl.program_id(0)
-    nprog = tl.num_programs(0)
+def _resident_tiles(R_ptr, O1_ptr, O2_ptr, O3_ptr, O4_ptr, Rs_ptr, Rcols_ptr, pid, H, HH,
+                    UC: tl.constexpr, UO: tl.constexpr, HP: tl.constexpr, HALFP: tl.constexpr, DOT: tl.constexpr,
+                    KS: tl.constexpr, SPARSE_R: tl.constexpr):
+    """The program's weight tiles for the register-resident path (placeholders on the DOT path):
+    R rows (8 UC, HP) or packed (8 UC, KS) with their columns, O1/O3 (UO, HALFP), O2/O4 (256, UO)."""
     w_r = 0.0
     r_cols = 0
     w_o1 = 0.0
@@ -395,6 +379,34 @@ def wavernn_block_kernel(
         cls = tl.arange(0, N_CLASSES)
         w_o2 = tl.load(O2_ptr + cls[:, None] * HH + orow[None, :], mask=o_ok[None, :], other=0.0)  # (256, UO)
         w_o4 = tl.load(O4_ptr + cls[:, None] * HH + orow[None, :], mask=o_ok[None, :], other=0.0)
+    return w_r, r_cols, w_o1, w_o2, w_o3, w_o4
+
+
+@triton.jit
+def wavernn_block_kernel(
+    R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
+    O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,
+    cond_ptr, base_ptr, uni_ptr, prev_ptr, h_ptr, scratch_ptr, lc_ptr, lf_ptr, out_c_ptr, out_f_ptr,
+    counter_ptr, flag_ptr,
+    B, n, hop, F, H, HH, step, phase, max_spins, Rs_ptr, Rcols_ptr,
+    UC: tl.constexpr, UO: tl.constexpr, HP: tl.constexpr, HALFP: tl.constexpr, BB: tl.constexpr,
+    BK: tl.constexpr, DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, SB: tl.constexpr, PERSISTENT: tl.constexpr,
+    KS: tl.constexpr, SPARSE_R: tl.constexpr,
+):
+    """A block of ``n`` steps for ``B`` streams (persistent), or one phase of step ``step`` (phased).
+
+    Shapes (row-major, on one device): R (3H, H) fp16, O1/O3 (HH, H/2) fp16, O2/O4 (256, HH)
+    fp16, biases and I_prev (3H, 2) / I_coarse (3H,) fp32; cond (B, F, 3H) fp32 window; base
+    (B,) int32 offset of each stream's first sample in frame 0; uni (B, n, 2) fp32; prev (B, 2)
+    int32 last (coarse, fine); h (2, B, H) fp32 double buffer, h[0] the state in, h[n % 2]
+    out; scratch (B, 6, H/2) fp32; lc/lf (B, 256) fp32 logits accumulators set to the output
+    biases; out_c/out_f (B, n) int32; counter and flag (1,) int32 zeros (persistent barrier; flag 1 after
+    a barrier gave up waiting, see :func:`_grid_sync`).
+    """
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    w_r, r_cols, w_o1, w_o2, w_o3, w_o4 = _resident_tiles(R_ptr, O1_ptr, O2_ptr, O3_ptr, O4_ptr, Rs_ptr, Rcols_ptr,
+                                                          pid, H, HH, UC, UO, HP, HALFP, DOT, KS, SPARSE_R)
     if PERSISTENT:
         for k in range(n):
             for ph in tl.static_range(4):

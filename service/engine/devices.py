@@ -5,7 +5,9 @@ Samplers implement :class:`models.samplers.base.Sampler`: ``reference`` (the rea
 loop, any device), ``cpu`` (the compiled CPU sampler, :mod:`models.samplers.cpu`) and ``gpu``
 (the fused persistent Triton kernel, :mod:`models.samplers.gpu`), each imported only when
 used. ``auto`` is the fused kernel on CUDA (the reference sampler, with a warning, when Triton
-is not installed) and the compiled CPU sampler on CPU.
+is not installed) and the compiled CPU sampler on CPU. A Subscale WaveRNN voice gets the
+subscale samplers instead: the fused subscale kernel (:mod:`models.samplers.gpu_subscale`) on
+CUDA, the compiled or reference CPU subscale sampler on CPU.
 """
 
 from __future__ import annotations
@@ -55,9 +57,9 @@ def check_sampler_device(voice: Voice, kind: str, device: torch.device) -> None:
     but a worker that fails to build retries forever; checking first turns a misconfiguration
     into one clear start-up error.
     """
-    if voice.config.subscale is not None and device.type != "cpu":
-        raise ValueError(f"voice {voice.name!r} is a Subscale WaveRNN, whose samplers run on the CPU only; "
-                         "use TTS_DEVICE=cpu (or auto)")
+    if voice.config.subscale is not None and device.type != "cpu" and kind == "reference":
+        raise ValueError(f"voice {voice.name!r} is a Subscale WaveRNN, whose reference sampler runs on the CPU "
+                         "only; use TTS_DEVICE=cpu, or TTS_SAMPLER=auto or gpu for the fused GPU kernel")
     if kind == "cpu" and device.type != "cpu":
         raise ValueError(f"TTS_SAMPLER=cpu runs on the CPU, not on {device}; use TTS_DEVICE=cpu")
     if kind == "gpu" and device.type != "cuda":
@@ -103,18 +105,37 @@ def sampler_factory(voice: Voice, kind: str = "auto", workers: int = 1) -> Calla
     return make
 
 
+def gpu_subscale_available() -> bool:
+    """Whether a subscale voice can run the fused GPU kernel here (a CUDA device and Triton)."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import models.samplers.gpu_subscale  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _subscale_factory(voice: Voice, kind: str) -> Callable[[torch.device], Sampler]:
-    """Subscale voices: the compiled subscale sampler (``auto``/``cpu``) or the torch one (``reference``), on CPU."""
+    """Subscale voices: on CPU the compiled subscale sampler (``auto``/``cpu``) or the torch one
+    (``reference``); on CUDA the fused subscale kernel (``auto``/``gpu``)."""
     from models.samplers.subscale import SubscaleReferenceSampler, extract_subscale_weights
 
-    if kind == "gpu":
-        raise ValueError(f"voice {voice.name!r} is a Subscale WaveRNN, which has no GPU sampler yet; "
-                         "use TTS_SAMPLER=auto or cpu with TTS_DEVICE=cpu")
     weights = extract_subscale_weights(voice.model)  # type: ignore[arg-type]
 
     def make(device: torch.device) -> Sampler:
+        if device.type == "cuda" and kind in ("auto", "gpu"):
+            try:
+                from models.samplers.gpu_subscale import GpuSubscaleSampler
+            except ImportError as exc:
+                raise ValueError(f"a Subscale WaveRNN on CUDA needs Triton ({exc}); install torch's CUDA build, "
+                                 "which ships it, or use TTS_DEVICE=cpu") from exc
+            return GpuSubscaleSampler(weights, device, mode="persistent")  # type: ignore[return-value]
+        if kind == "gpu":
+            raise ValueError(f"TTS_SAMPLER=gpu runs on CUDA, not on {device}; use TTS_SAMPLER=cpu or auto")
         if device.type != "cpu":
-            raise ValueError(f"the subscale samplers run on the CPU, not on {device}; use TTS_DEVICE=cpu")
+            raise ValueError(f"the CPU subscale samplers run on the CPU, not on {device}; use TTS_DEVICE=cpu or "
+                             "TTS_SAMPLER=auto")
         if kind == "reference":
             return SubscaleReferenceSampler(weights)  # type: ignore[return-value]
         from models.samplers.subscale_cpu import SubscaleCpuSampler

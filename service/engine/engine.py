@@ -24,7 +24,13 @@ from torch import Tensor
 
 from models.features import validate_features
 from models.voices import Voice
-from service.engine.devices import check_sampler_device, resolve_devices, sampler_factory, warm_up_block
+from service.engine.devices import (
+    check_sampler_device,
+    gpu_subscale_available,
+    resolve_devices,
+    sampler_factory,
+    warm_up_block,
+)
 from service.engine.protocol import (
     EngineNotReadyError,
     EngineObserver,
@@ -107,8 +113,8 @@ class Engine:
         devices = resolve_devices(self.config.device, self.config.workers)
         voice = await asyncio.to_thread(self._load_voice)
         voice.model.eval()
-        if voice.config.subscale is not None and self.config.device == "auto":
-            devices = resolve_devices("cpu", self.config.workers)  # subscale samplers run on the CPU
+        if voice.config.subscale is not None and self.config.device == "auto" and not gpu_subscale_available():
+            devices = resolve_devices("cpu", self.config.workers)  # no CUDA or no Triton: the CPU subscale samplers
         for _, device in devices:
             check_sampler_device(voice, self.config.sampler, device)
         self._voice = voice

@@ -81,8 +81,8 @@ def test_a_subscale_voice_gets_the_subscale_samplers() -> None:
         extract_weights(voice.model)  # the plain samplers would drop its context
     assert isinstance(sampler_factory(voice, "auto")(torch.device("cpu")), SubscaleCpuSampler)
     assert isinstance(sampler_factory(voice, "reference")(torch.device("cpu")), SubscaleReferenceSampler)
-    with pytest.raises(ValueError, match="no GPU sampler"):
-        sampler_factory(voice, "gpu")
+    with pytest.raises(ValueError, match="TTS_SAMPLER=gpu runs on CUDA"):
+        sampler_factory(voice, "gpu")(torch.device("cpu"))
 
 
 def test_sampler_and_device_mismatches_are_start_up_errors(voice) -> None:
@@ -97,5 +97,6 @@ def test_sampler_and_device_mismatches_are_start_up_errors(voice) -> None:
     with pytest.raises(ValueError, match="TTS_SAMPLER=cpu runs on the CPU"):
         check_sampler_device(voice, "cpu", cuda)
     sub = untrained_voice(dataclasses.replace(VoiceConfig.tiny(), subscale=SubscaleConfig(factor=4, horizon=2)))
+    check_sampler_device(sub, "auto", cuda)  # the fused subscale kernel
     with pytest.raises(ValueError, match="CPU only"):
-        check_sampler_device(sub, "auto", cuda)
+        check_sampler_device(sub, "reference", cuda)
