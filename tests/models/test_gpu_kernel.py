@@ -106,6 +106,22 @@ def test_blocks_chain_like_one_block() -> None:
     assert all(torch.equal(before[k], v) for k, v in sampler.w.items())
 
 
+def test_fold_and_crossfade_runs_on_the_kernel() -> None:
+    """Fold-and-crossfade over the fused kernel: the utterance the reference sampler gives."""
+    from models.samplers.fold import FoldVocoder
+
+    hop = 10
+    weights, gates, _, _ = _setup(5, 32, 1, 40, 0, hop)
+    utterance = gates[0, :5]  # (5, 3H): 4 segments of 2 + 1 overlap frames, one batch
+    fold_gpu = FoldVocoder(GpuSampler(weights, DEVICE, mode=MODE, max_programs=4), segment_frames=2,
+                           overlap_frames=1, block_samples=15)
+    fold_ref = FoldVocoder(ReferenceSampler(weights), segment_frames=2, overlap_frames=1, block_samples=15)
+    assert len(fold_ref.plan(5)) > 1
+    got = fold_gpu.generate(utterance, seed=2)
+    assert got.shape == (5 * hop,)
+    assert (got == fold_ref.generate(utterance, seed=2)).all()
+
+
 def test_half_weights_round_only_the_matrices() -> None:
     torch.manual_seed(0)
     w = extract_weights(WaveRNN(WaveRNNConfig(hidden_size=16, n_mels=8, hop_length=30, cond_channels=8)))
