@@ -96,8 +96,7 @@ def test_bad_arguments_are_clear_errors() -> None:
 _COMPILE = r"""
 import json
 from models.samplers.gpu_build import compile_subscale_report
-for factor in (4, 16):  # register-resident FMA path and tl.dot path
-    print(json.dumps(compile_subscale_report(64, factor)))
+print(json.dumps(compile_subscale_report(64, 16)))  # B = 16: the tl.dot path every real voice takes
 """
 
 
@@ -107,10 +106,10 @@ def test_persistent_subscale_kernel_compiles_for_hopper() -> None:
     out = subprocess.run([sys.executable, "-c", _COMPILE], capture_output=True, text=True, env=env, timeout=600,
                          check=False)
     assert out.returncode == 0, out.stderr[-2000:]
-    reports = [json.loads(line) for line in out.stdout.strip().splitlines()[-2:]]
-    for report, dot in zip(reports, (False, True), strict=True):
-        assert report["target"] == "sm_90" and report["registers"] > 0 and report["meta"]["DOT"] is dot
-        assert "red.global.gpu.release.add.u32" in report["barrier_ptx"]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["target"] == "sm_90" and report["registers"] > 0 and report["meta"]["DOT"] is True
+    barrier = report["barrier_ptx"]
+    assert "red.global.gpu.release.add.u32" in barrier and "ld.global.gpu.acquire" in barrier
 
 
 # -- full size, on a GPU only ----------------------------------------------------------------
