@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-import soundfile as sf
 import torch
 from scipy.signal import resample_poly
 
@@ -191,6 +190,8 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     Returns:
         ``(x, rate)``: samples of shape ``(n,)`` (channels averaged) and the file's rate in Hz.
     """
+    import soundfile as sf  # imported here: training from prepared data or shards runs without it
+
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"audio file {str(p)!r} does not exist (or is not a file); check the path")
