@@ -13,7 +13,10 @@ Each checkpoint carries the optimizer, the step, the batch generator and the tor
 RNG states, so ``N`` steps + resume + ``N`` steps gives bit-for-bit the weights of ``2N`` steps
 on CPU.
 
-``wavernn-tts train --config C.json --data SPEC... --out RUN_DIR [--resume auto]``.
+``wavernn-tts train --config C.json --data SPEC... --out RUN_DIR [--resume auto]``, or
+``python -m models.train`` with the same arguments (no service package needed). With
+``--max-minutes M`` a run stops early, validated and checkpointed, after the first step that
+ends past M minutes, so that it fits a time-limited machine and resumes exactly later.
 """
 
 from __future__ import annotations
@@ -353,6 +356,7 @@ def train(
     resume: str | Path | None = None,
     meta: dict[str, Any] | None = None,
     progress: TextIO | None = None,
+    max_minutes: float | None = None,
 ) -> TrainResult:
     """Train (or resume) ``voice`` on prepared utterances, writing the run folder ``run_dir``.
 
@@ -364,7 +368,13 @@ def train(
         resume: a checkpoint with training state to continue from.
         meta: extra entries stored in every checkpoint's meta (e.g. the data specs).
         progress: stream for the progress line (default stderr).
+        max_minutes: stop after the first step that ends more than this many minutes of wall
+            time after the call began (data set-up and validation included): validate, save a
+            checkpoint and return. Not part of ``cfg``: resuming the checkpoint is exact.
     """
+    started = time.perf_counter()
+    if max_minutes is not None and not max_minutes >= 0.0:
+        raise ValueError(f"max_minutes {max_minutes} must be >= 0 (None = no time limit)")
     run = Path(run_dir)
     check_subscale_segments(voice, cfg)
     if resume is None and checkpoint_files(run):
@@ -377,14 +387,16 @@ def train(
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     try:
-        return _train(voice, cfg, train_utts, valid_utts, run, device, resume, dict(meta or {}), ProgressBar(progress))
+        deadline = None if max_minutes is None else started + 60.0 * max_minutes
+        return _train(voice, cfg, train_utts, valid_utts, run, device, resume, dict(meta or {}), ProgressBar(progress),
+                      deadline)
     finally:
         torch.set_num_threads(old_threads)
 
 
 def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceData],
            valid_utts: Sequence[UtteranceData], run: Path, device: torch.device, resume: str | Path | None,
-           meta: dict[str, Any], bar: ProgressBar) -> TrainResult:
+           meta: dict[str, Any], bar: ProgressBar, deadline: float | None) -> TrainResult:
     train_set = SegmentDataset(train_utts, voice.model, cfg.seq_frames)
     valid_set = SegmentDataset(valid_utts, voice.model, cfg.valid_seq_frames) if valid_utts else None
     if valid_set is None:
@@ -496,6 +508,14 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
             last_valid = validate()
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             checkpoint = save()
+        if deadline is not None and step < cfg.steps and time.perf_counter() > deadline:
+            if step % cfg.validate_every:
+                last_valid = validate()
+            if step % cfg.checkpoint_every:
+                checkpoint = save()
+            bar.close()
+            log.info("stopped on time at step %d of %d: %s", step, cfg.steps, checkpoint)
+            break
     bar.close()
     if checkpoint is None:  # resumed at or beyond cfg.steps: nothing trained, record the state here
         checkpoint = save()
@@ -509,8 +529,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "e.g. configs/tiny.json (default: the checkpoint's when resuming, "
                                          "else the built-in defaults: WaveRNN-896)")
     parser.add_argument("--data", nargs="+", metavar="SPEC",
-                        help="prepared folder(s), audio folder(s), LJSpeech folder(s) or synthetic:N "
-                             "(default when resuming: the checkpoint's)")
+                        help="prepared folder(s), audio folder(s), LJSpeech folder(s), shard folders or files, "
+                             "or synthetic:N (default when resuming: the checkpoint's)")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, metrics, plot)")
     parser.add_argument("--resume", metavar="CKPT|auto",
                         help="continue from a checkpoint, or 'auto' = the newest in RUN_DIR (fresh start if none)")
@@ -518,6 +538,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="override train.steps")
     parser.add_argument("--device", help="override train.device: auto, cpu, cuda or cuda:N")
     parser.add_argument("--num-threads", type=int, help="override train.num_threads")
+    parser.add_argument("--max-minutes", type=float, metavar="M",
+                        help="stop (validated and checkpointed, resumable exactly) after the first step that "
+                             "ends past M minutes of wall time")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -542,7 +565,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"steps": args.steps, "device": args.device, "num_threads": args.num_threads}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if not data:
-        raise ValueError("no training data: pass --data (a folder of audio, an LJSpeech folder or synthetic:N)")
+        raise ValueError("no training data: pass --data (a folder of audio, an LJSpeech folder, a shard file or "
+                         "synthetic:N)")
     cache = Path(args.cache) if args.cache else out / "prepared"
     train_utts: list[UtteranceData] = []
     valid_utts: list[UtteranceData] = []
@@ -552,6 +576,28 @@ def run(args: argparse.Namespace) -> int:
         train_utts += load_prepared(folder, "train", voice.features)
         valid_utts += load_prepared(folder, "valid", voice.features)
     log.info("training on %d utterances, validating on %d", len(train_utts), len(valid_utts))
-    result = train(voice, cfg, train_utts, valid_utts, out, resume=resume, meta={"data": data})
+    result = train(voice, cfg, train_utts, valid_utts, out, resume=resume, meta={"data": data},
+                   max_minutes=getattr(args, "max_minutes", None))
     log.info("finished at step %d: %s (valid %s)", result.step, result.checkpoint, result.valid)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m models.train``: ``wavernn-tts train`` without the service package (e.g. on a bare GPU machine)."""
+    parser = argparse.ArgumentParser(prog="python -m models.train", description="train a voice (docs/training.md)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    from models.train import main as _main  # the module proper, not a second copy named __main__
+
+    sys.exit(_main())

@@ -149,6 +149,28 @@ def test_resume_continues_exactly(prepared: Path, tmp_path: Path) -> None:
     assert all(torch.equal(opt_a[i]["exp_avg_sq"], opt_b[i]["exp_avg_sq"]) for i in opt_a)
 
 
+def test_max_minutes_stops_on_time_and_resumes_exactly(prepared: Path, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """A time limit stops after the first step past it, validated and checkpointed; resuming is exact."""
+    cfg = dataclasses.replace(FAST, steps=12, checkpoint_every=100, validate_every=100, keep_checkpoints=0, lr=3e-3)
+    train_utts, valid_utts = load_prepared(prepared, "train"), load_prepared(prepared, "valid")
+    whole = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "a", progress=io.StringIO())
+    with caplog.at_level("INFO", logger="models.train"):
+        stopped = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "b", progress=io.StringIO(), max_minutes=0.0)
+    assert stopped.step == 1 and stopped.checkpoint.name == "step_00000001.pt"
+    assert "stopped on time at step 1 of 12" in caplog.text
+    records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "valid"] == [0, 1]
+    assert read_checkpoint(stopped.checkpoint)["meta"]["valid"] == stopped.valid
+    resumed = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "b", resume=stopped.checkpoint,
+                    progress=io.StringIO(), max_minutes=60.0)
+    assert resumed.step == 12
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="max_minutes"):
+        train(VOICE, cfg, train_utts, valid_utts, tmp_path / "c", max_minutes=-1.0)
+
+
 def test_pruning_during_training_follows_the_schedule_and_resumes_exactly(prepared: Path, tmp_path: Path) -> None:
     """Sparse WaveRNN: masks from t0, ramped to the target, kept through checkpoints and resume."""
     cfg = dataclasses.replace(FAST, steps=12, checkpoint_every=6, validate_every=100, keep_checkpoints=0, lr=3e-3,
