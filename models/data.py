@@ -647,13 +647,18 @@ def resolve_data(
 ) -> Path:
     """A prepared folder for a data spec, preparing (or reusing) it under ``cache_dir``.
 
-    ``spec`` is a prepared folder (holds ``manifest.json``), an LJSpeech folder, a folder of
-    audio, or ``synthetic:N`` (N Festival sentences, seeded by ``seed``).
+    ``spec`` is a prepared folder (holds ``manifest.json``), a shard folder or one shard file
+    (``models.shards``: the split is the packed one, the log-mels are computed from the PCM), an
+    LJSpeech folder, a folder of audio, or ``synthetic:N`` (N Festival sentences, seeded by ``seed``).
 
     Returns:
         the prepared folder.
     """
+    from models import shards  # here, not at the top: models.shards builds on this module
+
     cache = Path(cache_dir)
+    if shards.is_shard_spec(spec):
+        return shards.prepare_shards(spec, feature_cfg, cache)
     if spec.startswith("synthetic:"):
         try:
             n = int(spec.split(":", 1)[1])
