@@ -9,6 +9,7 @@ Subcommands:
     train --config C --data D --out RUN  train a voice (see docs/training.md)
     eval --checkpoint CKPT --data D      held-out NLL, copy-synthesis and WER (docs/quality.md)
     pack-voice --checkpoint CKPT -o DIR  training checkpoint -> bundled voice (weights + card)
+    pack-shards --data D... --out DIR    prepared corpora -> compressed shards for a lent GPU (docs/training.md)
 """
 
 from __future__ import annotations
@@ -129,6 +130,20 @@ def _cmd_pack_voice(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pack_shards(args: argparse.Namespace) -> int:
+    import json
+
+    from models.shards import MIB, ShardInfo, pack_shards
+
+    def report(info: ShardInfo) -> None:
+        print(f"{info.file}  {info.bytes / MIB:6.2f} MiB  {info.n_train:5d} train + {info.n_valid} valid utterances  "
+              f"{info.seconds / 60:6.1f} min of audio  sha256 {info.sha256[:12]}", flush=True)
+
+    result = pack_shards(args.data, args.out, shard_mb=args.shard_mb, seed=args.seed, on_shard=report)
+    print(json.dumps(result.summary()))
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from models import train
 
@@ -230,6 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", help="JSON from `wavernn-tts eval --out` to put on the card")
     p.add_argument("--speed", help="JSON with measured speed to put on the card")
     p.set_defaults(func=_cmd_pack_voice)
+
+    from models.shards import DEFAULT_SHARD_MB
+
+    p = sub.add_parser("pack-shards", help="prepared corpora -> compressed shards to train on a lent GPU")
+    p.add_argument("--data", nargs="+", required=True, metavar="SPEC",
+                   help="prepared folders (each holds manifest.json), e.g. data/cache/synthetic_1500_seed0/prepared")
+    p.add_argument("--out", required=True, help="shard folder (new, empty, or an earlier shard folder)")
+    p.add_argument("--shard-mb", type=float, default=DEFAULT_SHARD_MB,
+                   help=f"most MiB per shard file (default {DEFAULT_SHARD_MB:g}: fits the device's 64 MiB with the "
+                        "working tree and a WaveRNN-384 checkpoint)")
+    p.add_argument("--seed", type=int, default=0, help="seeds how training utterances are dealt to shards")
+    p.set_defaults(func=_cmd_pack_shards)
 
     p = sub.add_parser("serve", help="run the HTTP service (settings from TTS_* environment variables)")
     p.add_argument("--host", default=None, help="interface to bind (overrides TTS_HOST)")

@@ -87,3 +87,29 @@ def test_say_speaks_text_through_festival_and_the_voice(tmp_path: Path, small_ch
     assert n % 300 == 0 and 1.0 < n / 24_000 < 6.0  # two short sentences, whole frames of hop 300
     res = _cli("say", "   ", "-o", str(tmp_path / "empty.wav"), "--checkpoint", str(small_checkpoint))
     assert res.returncode == 2 and "error:" in res.stderr
+
+
+def test_pack_shards_prints_a_line_per_shard_and_a_json_summary(tmp_path: Path) -> None:
+    import json
+
+    from models.audio import write_wav
+    from models.data import folder_corpus, prepare
+
+    voice = VoiceConfig.tiny()
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        t = np.arange(6000) / 24000
+        pcm = (8000 * np.sin(2 * np.pi * (150 + 40 * i) * t) + rng.normal(0, 50, t.size)).astype(np.int16)
+        write_wav(audio / f"u{i}.wav", pcm)
+    prepare(folder_corpus(audio), voice.features, tmp_path / "prepared", valid_count=1)
+    done = _cli("pack-shards", "--data", str(tmp_path / "prepared"), "--out", str(tmp_path / "shards"),
+                "--shard-mb", "0.03")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert summary["shards"] == len(lines) - 1 >= 2 and summary["train"] == 5 and summary["valid"] == 1
+    assert all(line.startswith(f"shard_{i:03d}.npz") for i, line in enumerate(lines[:-1]))
+    bad = _cli("pack-shards", "--data", str(audio), "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "not a prepared data folder" in bad.stderr
