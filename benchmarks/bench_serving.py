@@ -5,7 +5,9 @@ The script starts a server (``wavernn-tts serve`` on a free loopback port, voice
 POSTs ``--seconds`` of log-mel features (random frames of the voice's shape, fixed seed) to
 ``/v1/vocode`` with ``response_format=pcm`` and reads the stream to the end. For each level
 of concurrency C in ``--concurrency`` (default 1, 4, 16), C clients start together; this is
-repeated ``--repeats`` times after one warm-up request.
+repeated ``--repeats`` times after one warm-up request. With ``--text`` each client instead
+POSTs that text to ``/v1/audio/speech`` (the server's frontend renders it, sentence by sentence),
+so TTFA includes rendering the first sentence.
 
 Metrics, per level:
 
@@ -70,7 +72,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str
         "TTS_MAX_BATCH": str(max(args.concurrency)),
         "TTS_QUEUE_SIZE": str(max(args.concurrency)),
         "TTS_LOG_LEVEL": "warning",
-        "TTS_FRONTEND": "false",
+        "TTS_FRONTEND": "true" if args.text else "false",
     }
     if args.torch_threads:
         env["TTS_TORCH_THREADS"] = str(args.torch_threads)
@@ -102,12 +104,25 @@ def npy(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-async def one_stream(client: httpx.AsyncClient, body: bytes, seed: int) -> StreamResult:
+@dataclass(frozen=True)
+class Request:
+    """What every client POSTs: vocode features (``body``) or speak a text (``text``)."""
+
+    body: bytes | None = None
+    text: str | None = None
+
+
+async def one_stream(client: httpx.AsyncClient, req: Request, seed: int) -> StreamResult:
     t0 = time.perf_counter()
     ttfa = None
     n = 0
-    async with client.stream("POST", "/v1/vocode", params={"response_format": "pcm", "seed": str(seed)},
-                             content=body, headers={"content-type": "application/x-npy"}) as r:
+    if req.text is not None:
+        call = client.stream("POST", "/v1/audio/speech", json={"input": req.text, "response_format": "pcm",
+                                                                "seed": seed})
+    else:
+        call = client.stream("POST", "/v1/vocode", params={"response_format": "pcm", "seed": str(seed)},
+                             content=req.body, headers={"content-type": "application/x-npy"})
+    async with call as r:
         if r.status_code != 200:
             raise RuntimeError(f"HTTP {r.status_code}: {(await r.aread()).decode(errors='replace')[:300]}")
         async for chunk in r.aiter_raw():
@@ -117,7 +132,7 @@ async def one_stream(client: httpx.AsyncClient, body: bytes, seed: int) -> Strea
     return StreamResult(ttfa if ttfa is not None else float("nan"), time.perf_counter() - t0, n // 2)
 
 
-async def run_level(url: str, body: bytes, concurrency: int, repeats: int) -> dict[str, float | int]:
+async def run_level(url: str, req: Request, concurrency: int, repeats: int) -> dict[str, float | int]:
     ttfas: list[float] = []
     rtf_stream: list[float] = []
     rtf_agg: list[float] = []
@@ -126,7 +141,7 @@ async def run_level(url: str, body: bytes, concurrency: int, repeats: int) -> di
     async with httpx.AsyncClient(base_url=url, timeout=None, limits=limits) as client:
         for rep in range(repeats):
             t0 = time.perf_counter()
-            results = await asyncio.gather(*(one_stream(client, body, 1000 * rep + i) for i in range(concurrency)))
+            results = await asyncio.gather(*(one_stream(client, req, 1000 * rep + i) for i in range(concurrency)))
             wall = time.perf_counter() - t0
             total = sum(r.samples for r in results)
             ttfas += [r.ttfa_s for r in results]
@@ -173,6 +188,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=1.0, help="audio seconds per request")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per level")
     p.add_argument("--no-reference", action="store_true", help="skip the in-process reference row")
+    p.add_argument("--text", help="speak this text through /v1/audio/speech instead of vocoding --seconds of "
+                                  "features (needs Festival)")
     args = p.parse_args()
 
     proc = None
@@ -182,11 +199,11 @@ def main() -> None:
     try:
         card = httpx.get(f"{url}/v1/models", timeout=10).json()["data"][0]
         mel = features(card["n_mels"], card["hop_length"], args.seconds, seed=0)
-        body = npy(mel)
-        asyncio.run(run_level(url, body, 1, 1))  # warm-up
+        req = Request(text=args.text) if args.text else Request(body=npy(mel))
+        asyncio.run(run_level(url, req, 1, 1))  # warm-up
         levels = []
         for c in args.concurrency:
-            row = asyncio.run(run_level(url, body, c, args.repeats))
+            row = asyncio.run(run_level(url, req, c, args.repeats))
             levels.append(row)
             print(f"C={c:3d}  TTFA p50 {row['ttfa_p50_s']:.3f} s  p99 {row['ttfa_p99_s']:.3f} s  "
                   f"RTF/stream {row['rtf_per_stream']:.3f}  RTF agg {row['rtf_aggregate']:.3f}  "
@@ -196,14 +213,15 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=30)
     reference = None
-    if args.url is None and not args.no_reference:
+    if args.url is None and not args.no_reference and not args.text:
         reference = reference_row(args.voice, mel, args.block)
     print(json.dumps({
         "benchmark": "serving",
         "voice": card["id"],
         "trained": card["trained"],
         "hidden_size": card["hidden_size"],
-        "audio_seconds_per_request": round(mel.shape[0] * card["hop_length"] / SAMPLE_RATE, 4),
+        "text": args.text,
+        "audio_seconds_per_request": None if args.text else round(mel.shape[0] * card["hop_length"] / SAMPLE_RATE, 4),
         "block_samples": args.block if args.url is None else None,
         "workers": args.workers if args.url is None else None,
         "repeats": args.repeats,
