@@ -187,6 +187,12 @@ def test_pruning_during_training_follows_the_schedule_and_resumes_exactly(prepar
     assert meta["sparsity"]["recurrent"]["total"] == pytest.approx(0.75, abs=0.02)
 
     halfway = checkpoint_files(tmp_path / "a")[0]
+    # step 6 is a mask update step (t0 = 2, every 2): its checkpoint holds the network before that
+    # update (the masks of step 4), which resuming then applies
+    assert halfway.name == "step_00000006.pt"
+    z4 = 0.75 * (1 - (1 - 2 / 8) ** 3)
+    halfway_meta = read_checkpoint(halfway)["meta"]
+    assert halfway_meta["sparsity"]["recurrent"]["total"] == pytest.approx(z4, abs=0.03)
     resumed = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "b", resume=halfway, progress=io.StringIO())
     a, b = whole.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
