@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     sampler: Literal["auto", "reference", "cpu", "gpu"] = Field(
         "auto", description="Sampler: `reference` (torch loop, any device), `cpu` (compiled CPU sampler), "
         "`gpu` (fused persistent Triton kernel, CUDA only); `auto` is the fused kernel on CUDA and the "
-        "compiled CPU sampler on CPU."
+        "compiled CPU sampler on CPU. A Subscale WaveRNN voice gets the subscale version of each (`reference` "
+        "on CPU only; with `TTS_DEVICE=auto` it runs on CUDA only where Triton imports)."
     )
     torch_threads: int = Field(
         0, ge=0, le=256, description="torch intra-op threads for the whole process; 0 keeps torch's default."
