@@ -244,6 +244,27 @@ def _head_partial(o_in, o_in_ptr, o_out, o_out_ptr, in_bias_ptr, y_ptr, acc_ptr,
 
 
 @triton.jit
+def _fine_gates(c, scratch_ptr, I_coarse_ptr, h_prev, h_next, bcol, unit, unit_ok, m2, H):
+    """The fine half of a step once ``c_t`` (BB,) is drawn: the parked pre-activations plus
+    ``c_t I_coarse``, the gate update, ``h_f(t)`` to L2 (rows ``unit`` of each stream in ``m2``)."""
+    half = H // 2
+    xc = _unit(c)[None, :]
+    sp = scratch_ptr + bcol[None, :] * (6 * half) + unit[:, None]
+    ic_u = tl.load(I_coarse_ptr + half + unit, mask=unit_ok, other=0.0)[:, None]
+    ic_r = tl.load(I_coarse_ptr + H + half + unit, mask=unit_ok, other=0.0)[:, None]
+    ic_e = tl.load(I_coarse_ptr + 2 * H + half + unit, mask=unit_ok, other=0.0)[:, None]
+    gi_u = tl.load(sp, mask=m2, other=0.0, cache_modifier=".cg") + xc * ic_u
+    gi_r = tl.load(sp + half, mask=m2, other=0.0, cache_modifier=".cg") + xc * ic_r
+    gi_e = tl.load(sp + 2 * half, mask=m2, other=0.0, cache_modifier=".cg") + xc * ic_e
+    gh_u = tl.load(sp + 3 * half, mask=m2, other=0.0, cache_modifier=".cg")
+    gh_r = tl.load(sp + 4 * half, mask=m2, other=0.0, cache_modifier=".cg")
+    gh_e = tl.load(sp + 5 * half, mask=m2, other=0.0, cache_modifier=".cg")
+    h_old = tl.load(h_prev + bcol[None, :] * H + half + unit[:, None], mask=m2, other=0.0, cache_modifier=".cg")
+    h_new = _gru(gi_u, gi_r, gi_e, gh_u, gh_r, gh_e, h_old)
+    tl.store(h_next + bcol[None, :] * H + half + unit[:, None], h_new, mask=m2)
+
+
+@triton.jit
 def _reset_logits(acc_ptr, bias_ptr, B, BB: tl.constexpr, SB: tl.constexpr):
     """Every stream's row of the logits accumulator := the output bias (SB streams at a time)."""
     cls = tl.arange(0, N_CLASSES)
@@ -318,20 +339,7 @@ def _phase(phase, k, pid, w_r, r_cols, w_o1, w_o2, w_o3, w_o4,
         c = _sample(lc_ptr, uni_ptr + k * 2, n * 2, 0, B, BB, SB)
         if pid == 0:
             tl.store(out_c_ptr + bcol * n + k, c, mask=bok)
-        xc = _unit(c)[None, :]
-        sp = scratch_ptr + bcol[None, :] * (6 * half) + unit[:, None]
-        ic_u = tl.load(I_coarse_ptr + half + unit, mask=unit_ok, other=0.0)[:, None]
-        ic_r = tl.load(I_coarse_ptr + H + half + unit, mask=unit_ok, other=0.0)[:, None]
-        ic_e = tl.load(I_coarse_ptr + 2 * H + half + unit, mask=unit_ok, other=0.0)[:, None]
-        gi_u = tl.load(sp, mask=m2, other=0.0, cache_modifier=".cg") + xc * ic_u
-        gi_r = tl.load(sp + half, mask=m2, other=0.0, cache_modifier=".cg") + xc * ic_r
-        gi_e = tl.load(sp + 2 * half, mask=m2, other=0.0, cache_modifier=".cg") + xc * ic_e
-        gh_u = tl.load(sp + 3 * half, mask=m2, other=0.0, cache_modifier=".cg")
-        gh_r = tl.load(sp + 4 * half, mask=m2, other=0.0, cache_modifier=".cg")
-        gh_e = tl.load(sp + 5 * half, mask=m2, other=0.0, cache_modifier=".cg")
-        h_old = tl.load(h_prev + bcol[None, :] * H + half + unit[:, None], mask=m2, other=0.0, cache_modifier=".cg")
-        h_new = _gru(gi_u, gi_r, gi_e, gh_u, gh_r, gh_e, h_old)
-        tl.store(h_next + bcol[None, :] * H + half + unit[:, None], h_new, mask=m2)
+        _fine_gates(c, scratch_ptr, I_coarse_ptr, h_prev, h_next, bcol, unit, unit_ok, m2, H)
     elif phase == 3:  # PHASE_FINE_HEAD
         if pid == 0:
             _reset_logits(lc_ptr, O2_bias_ptr, B, BB, SB)

@@ -39,6 +39,7 @@ import triton
 import triton.language as tl
 
 from models.samplers.persistent import (
+    _fine_gates,
     _grid_sync,
     _gru,
     _head_partial,
@@ -218,20 +219,7 @@ def _phase(phase, g, g0, pid, nprog, w_r, w_o1, w_o2, w_o3, w_o4,
         c = _sample(lc_ptr, uni_ptr + g * NB * 2, (1 - FH * NB) * 2, lo, hi, BB, SB)
         if pid == 0:
             tl.store(cbuf_ptr + bcol * WIDTH + t + PAST, c, mask=ok)
-        xc = _unit(c)[None, :]
-        sp = scratch_ptr + bcol[None, :] * (6 * half) + unit[:, None]
-        ic_u = tl.load(I_coarse_ptr + half + unit, mask=unit_ok, other=0.0)[:, None]
-        ic_r = tl.load(I_coarse_ptr + H + half + unit, mask=unit_ok, other=0.0)[:, None]
-        ic_e = tl.load(I_coarse_ptr + 2 * H + half + unit, mask=unit_ok, other=0.0)[:, None]
-        gi_u = tl.load(sp, mask=m2, other=0.0, cache_modifier=".cg") + xc * ic_u
-        gi_r = tl.load(sp + half, mask=m2, other=0.0, cache_modifier=".cg") + xc * ic_r
-        gi_e = tl.load(sp + 2 * half, mask=m2, other=0.0, cache_modifier=".cg") + xc * ic_e
-        gh_u = tl.load(sp + 3 * half, mask=m2, other=0.0, cache_modifier=".cg")
-        gh_r = tl.load(sp + 4 * half, mask=m2, other=0.0, cache_modifier=".cg")
-        gh_e = tl.load(sp + 5 * half, mask=m2, other=0.0, cache_modifier=".cg")
-        h_old = tl.load(h_prev + bcol[None, :] * H + half + unit[:, None], mask=m2, other=0.0, cache_modifier=".cg")
-        h_new = _gru(gi_u, gi_r, gi_e, gh_u, gh_r, gh_e, h_old)
-        tl.store(h_next + bcol[None, :] * H + half + unit[:, None], h_new, mask=m2)
+        _fine_gates(c, scratch_ptr, I_coarse_ptr, h_prev, h_next, bcol, unit, unit_ok, m2, H)
     elif phase == 4:  # PHASE_FINE_HEAD
         if pid == 0:
             _reset_logits(lc_ptr, O2_bias_ptr, hi, BB, SB)
