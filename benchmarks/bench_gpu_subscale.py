@@ -10,7 +10,7 @@ WaveRNN-H (B = ``--factor``, F = ``--horizon``, ``--past`` past steps, ``--conte
   length folded into B sub-tensors, all of its global steps in one persistent launch (the
   host's copies of history and state included).
 
-Each row: a warm-up call (compilation), then the median of ``--repeats`` runs timed with CUDA
+Each row: a warm-up call (compilation), then the median (``bench_gpu.time_call``) of ``--repeats`` runs timed with CUDA
 events; ``samples_per_s`` per stream, ``us_per_step`` (per global step for subscale), and
 ``speedup`` = subscale / plain. The JSON line printed last holds both rows and the device.
 Without CUDA it prints ``{"error": ...}`` and exits 2.
@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -31,20 +30,8 @@ from models.samplers.base import SamplerState, UniformSource, conditioning_windo
 from models.subscale import total_steps
 from models.subscale_net import SubscaleWaveRNN
 
-
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Median seconds of ``fn`` over ``repeats`` runs after one warm-up, CUDA events around each."""
-    fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) / 1000)
-    return statistics.median(times)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_gpu import time_call  # CUDA-event timing shared with bench_gpu.py
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.frames < 2 or args.repeats < 1:
+        parser.error("--frames must be >= 2 and --repeats >= 1")
     if not torch.cuda.is_available():
         print(json.dumps({"error": "no CUDA device: bench_gpu_subscale.py measures the fused kernels on a GPU"}))
         return 2
@@ -89,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     def run_subscale() -> object:
         return fused.generate(state0, gates, uni_sub, steps)
 
-    t_plain = timed(run_plain, args.repeats)
-    t_sub = timed(run_subscale, args.repeats)
+    run_plain()  # warm-up: compilation
+    t_plain = time_call(run_plain, args.repeats)
+    run_subscale()
+    t_sub = time_call(run_subscale, args.repeats)
     rate_plain, rate_sub = (n - hop) / t_plain, n / t_sub
     rows = [
         {"sampler": "plain", "samples": n - hop, "seconds": round(t_plain, 5),

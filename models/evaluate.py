@@ -43,8 +43,8 @@ def class_nll(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean
     """Cross-entropy in nats of 256-way ``logits`` (B, N, 256) against ``target`` classes (B, N).
 
     ``exact``: in float32 whatever the logits' dtype. Without it bf16 logits (autocast) stay
-    bf16: the cross-entropy of a (38400, 256) batch runs 7x faster on this CPU, with the same
-    gradient and a loss value good to about 0.4%.
+    bf16 (less memory traffic than a float32 copy; the same gradient, a loss value good to
+    about 0.4%).
     """
     flat = logits.reshape(-1, N_CLASSES)
     return F.cross_entropy(flat.float() if exact else flat, target.reshape(-1), reduction=reduction)

@@ -73,7 +73,7 @@ class GpuSubscaleSampler:
         """Fresh state for an utterance of ``frames`` gate frames (CPU tensors, as the reference's)."""
         return SubscaleState.initial(self.sub, self.hidden_size, frames, self.hop_length)
 
-    def _meta(self) -> tuple[dict[str, object], int, int, int]:
+    def _meta(self) -> tuple[dict[str, object], int, int]:
         gs = self.step_sampler
         part, bb, dot = gs.partition(self.sub.factor)
         groups, per = context_tasks(self.sub.factor, self.sub.context_channels, part.programs)
@@ -82,7 +82,7 @@ class GpuSubscaleSampler:
             "UC": part.units, "UO": part.head_rows, "HP": _pow2(h), "HALFP": _pow2(h // 2), "BB": bb,
             "BK": dot_block_k(h, bb), "DOT": dot, "DOT_PRECISION": gs.dot_precision, "SB": min(bb, SAMPLE_ROWS),
             "KP": _pow2(self.sub.context_inputs), "CCP": _pow2(self.sub.context_channels), "UX": per}
-        return meta, part.programs, groups, bb
+        return meta, part.programs, groups
 
     @torch.no_grad()
     def generate(self, state: SubscaleState, gates: Tensor, uniforms: Tensor,
@@ -104,7 +104,7 @@ class GpuSubscaleSampler:
         sub, dev, h = self.sub, self.device, self.hidden_size
         nb, steps = sub.factor, state.steps_per_subtensor
         w, c = self.step_sampler.w, self.ctx
-        meta, programs, groups, _ = self._meta()
+        meta, programs, groups = self._meta()
         g0, g1 = state.step, state.step + run
         gates_d = gates.to(dev, torch.float32).contiguous()
         uni = uniforms.to(dev, torch.float32).contiguous()
