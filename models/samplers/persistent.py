@@ -195,6 +195,22 @@ def _matvec_gather(w, cols, x_ptr, ld_x, B, R: tl.constexpr, BB: tl.constexpr):
 
 
 @triton.jit
+def _recurrent_rows(pid, H, UC: tl.constexpr):
+    """The program's 8 row slots of R: (r, slot, rows of R in the paper's order, valid) each (8 UC,).
+
+    Slot ``s`` is gate ``s % 4`` (u, r, e; 3 = padding) of half ``s // 4`` for units
+    ``pid * UC ..`` of that half (see :func:`models.samplers.gpu.slot_rows`).
+    """
+    half = H // 2
+    r = tl.arange(0, 8 * UC)
+    slot = r // UC
+    r_unit = pid * UC + r % UC
+    r_ok = ((slot % 4) < 3) & (r_unit < half)
+    rows = (slot % 4) * H + (slot // 4) * half + r_unit
+    return r, slot, rows, r_ok
+
+
+@triton.jit
 def _slot(x3, s: tl.constexpr):
     """Row slot ``s`` of a (8, UC, BB) tile -> (UC, BB)."""
     ids = tl.arange(0, 8)
@@ -306,11 +322,7 @@ def _phase(phase, k, pid, w_r, r_cols, w_o1, w_o2, w_o3, w_o4,
                 tl.store(out_f_ptr + bcol * n + k - 1, f_prev, mask=bok)
         xc = _unit(c_prev)[None, :]
         xf = _unit(f_prev)[None, :]
-        r = tl.arange(0, 8 * UC)
-        slot = r // UC
-        r_unit = pid * UC + r % UC
-        r_ok = ((slot % 4) < 3) & (r_unit < half)
-        rows = (slot % 4) * H + (slot // 4) * half + r_unit  # rows of R in the paper's order
+        _r, _slot_ids, rows, r_ok = _recurrent_rows(pid, H, UC)  # rows of R in the paper's order
         if SPARSE_R:
             gh = _matvec_gather(w_r, r_cols, h_prev, H, B, 8 * UC, BB)
         else:
@@ -365,11 +377,7 @@ def _resident_tiles(R_ptr, O1_ptr, O2_ptr, O3_ptr, O4_ptr, Rs_ptr, Rcols_ptr, pi
     w_o4 = 0.0
     if not DOT:  # small batch: this program's weights go to registers once for the launch
         half = H // 2
-        r = tl.arange(0, 8 * UC)
-        slot = r // UC
-        r_unit = pid * UC + r % UC
-        r_ok = ((slot % 4) < 3) & (r_unit < half)
-        rows = (slot % 4) * H + (slot // 4) * half + r_unit
+        r, slot, rows, r_ok = _recurrent_rows(pid, H, UC)  # rows of R in the paper's order
         if SPARSE_R:  # packed block-sparse rows: (8 UC, KS) weights and their columns
             ks = tl.arange(0, KS)
             w_r = tl.load(Rs_ptr + (pid * 8 * UC + r)[:, None] * KS + ks[None, :])

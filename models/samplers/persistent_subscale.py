@@ -44,6 +44,7 @@ from models.samplers.persistent import (
     _gru,
     _head_partial,
     _matmul,
+    _recurrent_rows,
     _reset_logits,
     _resident_tiles,
     _sample,
@@ -187,11 +188,7 @@ def _phase(phase, g, g0, pid, nprog, w_r, w_o1, w_o2, w_o3, w_o4,
         f_prev = tl.where(started, tl.load(fbuf_ptr + prev, mask=started, other=0, cache_modifier=".cg"), SILENCE_F)
         xc = _unit(c_prev)[None, :]
         xf = _unit(f_prev)[None, :]
-        r = tl.arange(0, 8 * UC)
-        slot = r // UC
-        r_unit = pid * UC + r % UC
-        r_ok = ((slot % 4) < 3) & (r_unit < half)
-        rows = (slot % 4) * H + (slot // 4) * half + r_unit
+        _r, _slot_ids, rows, r_ok = _recurrent_rows(pid, H, UC)  # rows of R in the paper's order
         gh = _matmul(w_r, R_ptr, rows, r_ok, H, h_prev, H, H, hi, 8 * UC, HP, BB, BK, DOT, DOT_PRECISION)
         gh = gh + tl.load(R_bias_ptr + rows, mask=r_ok, other=0.0)[:, None]
         gh3 = tl.reshape(gh, (8, UC, BB))
