@@ -307,6 +307,32 @@ def write_metrics(path: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def rewind_metrics(path: Path, step: int) -> int:
+    """On resume at ``step``: move the records of later steps out of ``metrics.jsonl``.
+
+    They come from a run that stopped (was killed, crashed) after its last checkpoint; the
+    resumed run writes those steps again, and keeping both would double them in the log and the
+    plot. The moved lines are appended to ``metrics.superseded.jsonl`` beside it, never lost.
+    Returns how many records were moved.
+    """
+    if not path.is_file():
+        return 0
+    keep, moved = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            later = int(json.loads(line).get("step", 0)) > step
+        except (ValueError, AttributeError):
+            later = False  # not ours to judge: keep it where it was
+        (moved if later else keep).append(line)
+    if moved:
+        with open(path.with_name("metrics.superseded.jsonl"), "a", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in moved))
+        path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+    return len(moved)
+
+
 def plot_metrics(metrics_path: Path, png_path: Path) -> bool:
     """Plot training and validation bits per sample and the learning rate; False without matplotlib."""
     try:
@@ -430,6 +456,8 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
         model.cond_net.get_buffer("input_mean").copy_(mean.to(device))
         model.cond_net.get_buffer("input_std").copy_(std.to(device))
     metrics_path = run / "metrics.jsonl"
+    if resume is not None and (moved := rewind_metrics(metrics_path, step)):
+        log.info("moved %d records past step %d from %s to metrics.superseded.jsonl", moved, step, metrics_path)
     autocast = training_autocast(cfg.amp, device)
     samples_per_step = cfg.batch_size * cfg.seq_frames * voice.model.hop_length
 

@@ -149,6 +149,29 @@ def test_resume_continues_exactly(prepared: Path, tmp_path: Path) -> None:
     assert all(torch.equal(opt_a[i]["exp_avg_sq"], opt_b[i]["exp_avg_sq"]) for i in opt_a)
 
 
+def test_resume_in_the_same_run_folder_rewinds_the_metrics_log(prepared: Path, tmp_path: Path) -> None:
+    """A run killed after its last checkpoint, resumed in place: each step is logged once, the lost ones kept aside."""
+    cfg = dataclasses.replace(FAST, steps=12, checkpoint_every=6, validate_every=4, log_every=2, keep_checkpoints=0,
+                              lr=3e-3)
+    train_utts, valid_utts = load_prepared(prepared, "train"), load_prepared(prepared, "valid")
+    train(VOICE, cfg, train_utts, valid_utts, tmp_path, progress=io.StringIO())
+    log_path = tmp_path / "metrics.jsonl"
+
+    def records() -> list[dict]:
+        return [json.loads(line) for line in log_path.read_text().splitlines()]
+
+    first = records()
+    train(VOICE, cfg, train_utts, valid_utts, tmp_path, resume=tmp_path / "checkpoints" / "step_00000006.pt",
+          progress=io.StringIO())
+    again = records()
+    keys = [(r["kind"], r["step"]) for r in again]
+    assert keys == [(r["kind"], r["step"]) for r in first] and len(set(keys)) == len(keys)
+    assert [r.get("total_bits", r.get("loss")) for r in again] == [r.get("total_bits", r.get("loss")) for r in first]
+    superseded = [json.loads(line) for line in (tmp_path / "metrics.superseded.jsonl").read_text().splitlines()]
+    assert superseded and all(r["step"] > 6 for r in superseded)
+    assert train_mod.rewind_metrics(tmp_path / "absent.jsonl", 3) == 0
+
+
 def test_max_minutes_stops_on_time_and_resumes_exactly(prepared: Path, tmp_path: Path,
                                                        caplog: pytest.LogCaptureFixture) -> None:
     """A time limit stops after the first step past it, validated and checkpointed; resuming is exact."""
