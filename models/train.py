@@ -317,7 +317,8 @@ def rewind_metrics(path: Path, step: int) -> int:
     """
     if not path.is_file():
         return 0
-    keep, moved = [], []
+    keep: list[str] = []
+    moved: list[str] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
