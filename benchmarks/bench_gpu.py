@@ -21,8 +21,8 @@ register-resident path, batches up to 4; the heads and the tl.dot path stay dens
 - ``phased``: the fused kernel's fallback mode (one launch per phase, what a sampler whose
   barrier gave up runs), at B = 1 and 16 (``--reference-samples`` samples).
 
-``barrier_us``: the cost of one grid barrier, from a kernel that only syncs (``--programs``
-programs); ``floor_us_per_step`` = 4 barriers, the least a step can take with this design.
+``barrier_us``: the cost of one grid barrier, from a kernel that only syncs (one program per
+multiprocessor of the device); ``floor_us_per_step`` = 4 barriers, the least a step can take with this design.
 The JSON line printed last holds every row and the device. Without CUDA it prints
 ``{"error": ...}`` and exits 2.
 """
