@@ -1,9 +1,9 @@
 """Bundled voices: weights plus a voice card (JSON) in ``models/voices/<name>/``.
 
 A voice folder holds ``model.pt`` (a checkpoint, see :mod:`models.checkpoint`) and
-``card.json``. Until a trained default voice is shipped, ``default`` is a seeded,
-untrained WaveRNN-896 whose card says ``"trained": false``: it makes noise, not speech,
-but exercises every code path with the real model size.
+``card.json``. ``default`` is the WaveRNN-384 trained by ``configs/cpu384*.json`` (still in
+training: see docs/quality.md). Without a ``default`` folder, ``default`` falls back to a seeded,
+untrained WaveRNN-896 whose card says ``"trained": false`` (noise of the right length).
 """
 
 from __future__ import annotations

@@ -1,0 +1,63 @@
+"""The bundled default voice: it ships in the package, its card is complete, and it vocodes
+non-silent audio of the right length that follows the loudness of its conditioning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.features import log_mel
+from models.samplers.cpu import CpuSampler
+from models.sparsity import sparsity_report
+from models.vocoder import Vocoder
+from models.voices import DEFAULT_VOICE, VOICES_DIR, load_voice
+from models.weights import extract_weights
+
+FOLDER = VOICES_DIR / DEFAULT_VOICE
+
+
+@pytest.fixture(scope="module")
+def voice():  # type: ignore[no-untyped-def]
+    return load_voice(DEFAULT_VOICE)
+
+
+def test_the_default_voice_is_bundled_trained_and_small(voice) -> None:  # type: ignore[no-untyped-def]
+    assert (FOLDER / "model.pt").is_file() and (FOLDER / "card.json").is_file()
+    assert sum(p.stat().st_size for p in FOLDER.iterdir()) <= 25 * 2**20  # the issue's 25 MB limit
+    assert voice.name == DEFAULT_VOICE and voice.trained
+    card = voice.card
+    for key in ("description", "features", "model", "parameters", "sparsity", "training", "quality", "speed"):
+        assert key in card, key
+    assert card["model"]["hidden_size"] == voice.config.model.hidden_size
+    assert card["training"]["reproduce"].startswith("wavernn-tts train")
+    assert all(entry["licence"] != "unknown: see the data's own terms" for entry in card["training"]["data"])
+    assert {"nll", "copy", "wer"} <= set(card["quality"])
+    # the sparsity on the card is the sparsity of the weights that ship
+    measured = sparsity_report(voice.model)
+    assert measured["recurrent"] == card["sparsity"]["recurrent"] and measured["heads"] == card["sparsity"]["heads"]
+
+
+def _syllables(rate: int, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """A 130 Hz harmonic tone under a slow on/off envelope; returns the signal and its on mask."""
+    t = np.arange(int(rate * seconds)) / rate
+    tone = sum(np.sin(2 * np.pi * 130 * k * t) / k for k in range(1, 25))
+    on = (np.floor(t / 0.25) % 2 == 0)  # 250 ms on, 250 ms off
+    return (0.3 * tone * on).astype(np.float32), on
+
+
+def test_the_default_voice_gives_audio_that_follows_its_conditioning(voice) -> None:  # type: ignore[no-untyped-def]
+    feats = voice.config.features
+    signal, on = _syllables(feats.sample_rate, 1.0)
+    mel = log_mel(signal, feats)
+    torch.manual_seed(0)
+    pcm = Vocoder(voice.model, voice.config, CpuSampler(extract_weights(voice.model), threads=1)).vocode(mel, seed=0)
+    assert pcm.dtype == np.int16 and pcm.shape == (mel.shape[0] * feats.hop_length,)
+    x = pcm[: on.shape[0]].astype(np.float64) / 32768
+    # leave out 60 ms around each edge: the conditioning frames there straddle both halves
+    edge = int(0.06 * feats.sample_rate)
+    core_on = np.convolve(on, np.ones(2 * edge + 1), mode="same") >= 2 * edge + 1
+    core_off = np.convolve(~on, np.ones(2 * edge + 1), mode="same") >= 2 * edge + 1
+    loud, quiet = np.sqrt(np.mean(x[core_on] ** 2)), np.sqrt(np.mean(x[core_off] ** 2))
+    assert loud > 0.01, f"near-silent output (rms {loud:.4f})"
+    assert loud > 4 * quiet, f"the output does not follow the conditioning: rms on {loud:.4f}, off {quiet:.4f}"
