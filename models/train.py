@@ -324,7 +324,7 @@ def rewind_metrics(path: Path, step: int) -> int:
             continue
         try:
             later = int(json.loads(line).get("step", 0)) > step
-        except (ValueError, AttributeError):
+        except (ValueError, TypeError, AttributeError):
             later = False  # not ours to judge: keep it where it was
         (moved if later else keep).append(line)
     if moved:

@@ -170,6 +170,10 @@ def test_resume_in_the_same_run_folder_rewinds_the_metrics_log(prepared: Path, t
     superseded = [json.loads(line) for line in (tmp_path / "metrics.superseded.jsonl").read_text().splitlines()]
     assert superseded and all(r["step"] > 6 for r in superseded)
     assert train_mod.rewind_metrics(tmp_path / "absent.jsonl", 3) == 0
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text('{"kind": "note"}\n[1, 2]\n{"step": null}\nnot json\n{"step": 9}\n')
+    assert train_mod.rewind_metrics(odd, 3) == 1  # only the record of a later step moves; the rest stays
+    assert odd.read_text().splitlines() == ['{"kind": "note"}', "[1, 2]", '{"step": null}', "not json"]
 
 
 def test_max_minutes_stops_on_time_and_resumes_exactly(prepared: Path, tmp_path: Path,
