@@ -5,24 +5,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
+from models.config import VoiceConfig
 from models.features import log_mel
 from models.samplers.cpu import CpuSampler
 from models.sparsity import sparsity_report
 from models.vocoder import Vocoder
-from models.voices import DEFAULT_VOICE, VOICES_DIR, load_voice
+from models.voices import DEFAULT_VOICE, VOICES_DIR, Voice, load_voice, untrained_voice
 from models.weights import extract_weights
 
 FOLDER = VOICES_DIR / DEFAULT_VOICE
 
 
 @pytest.fixture(scope="module")
-def voice():  # type: ignore[no-untyped-def]
+def voice() -> Voice:
     return load_voice(DEFAULT_VOICE)
 
 
-def test_the_default_voice_is_bundled_trained_and_small(voice) -> None:  # type: ignore[no-untyped-def]
+def test_the_default_voice_is_bundled_trained_and_small(voice: Voice) -> None:
     assert (FOLDER / "model.pt").is_file() and (FOLDER / "card.json").is_file()
     assert sum(p.stat().st_size for p in FOLDER.iterdir()) <= 25 * 2**20  # the issue's 25 MB limit
     assert voice.name == DEFAULT_VOICE and voice.trained
@@ -46,18 +46,29 @@ def _syllables(rate: int, seconds: float) -> tuple[np.ndarray, np.ndarray]:
     return (0.3 * tone * on).astype(np.float32), on
 
 
-def test_the_default_voice_gives_audio_that_follows_its_conditioning(voice) -> None:  # type: ignore[no-untyped-def]
+def _loudness_on_and_off(voice: Voice) -> tuple[np.ndarray, float, float]:
+    """Vocode 1 s of on/off syllables (seed 0); the PCM and its RMS where the input is on and off."""
     feats = voice.config.features
     signal, on = _syllables(feats.sample_rate, 1.0)
     mel = log_mel(signal, feats)
-    torch.manual_seed(0)
     pcm = Vocoder(voice.model, voice.config, CpuSampler(extract_weights(voice.model), threads=1)).vocode(mel, seed=0)
-    assert pcm.dtype == np.int16 and pcm.shape == (mel.shape[0] * feats.hop_length,)
     x = pcm[: on.shape[0]].astype(np.float64) / 32768
     # leave out 60 ms around each edge: the conditioning frames there straddle both halves
     edge = int(0.06 * feats.sample_rate)
     core_on = np.convolve(on, np.ones(2 * edge + 1), mode="same") >= 2 * edge + 1
     core_off = np.convolve(~on, np.ones(2 * edge + 1), mode="same") >= 2 * edge + 1
-    loud, quiet = np.sqrt(np.mean(x[core_on] ** 2)), np.sqrt(np.mean(x[core_off] ** 2))
+    return pcm, float(np.sqrt(np.mean(x[core_on] ** 2))), float(np.sqrt(np.mean(x[core_off] ** 2)))
+
+
+def test_the_default_voice_gives_audio_that_follows_its_conditioning(voice: Voice) -> None:
+    pcm, loud, quiet = _loudness_on_and_off(voice)
+    frames = voice.config.features.n_frames(int(voice.config.features.sample_rate * 1.0))
+    assert pcm.dtype == np.int16 and pcm.shape == (frames * voice.config.features.hop_length,)
     assert loud > 0.01, f"near-silent output (rms {loud:.4f})"
     assert loud > 4 * quiet, f"the output does not follow the conditioning: rms on {loud:.4f}, off {quiet:.4f}"
+
+
+def test_an_untrained_voice_does_not_pass_that_check() -> None:
+    """The check above tells a trained voice from noise: an untrained one is as loud on as off."""
+    _, loud, quiet = _loudness_on_and_off(untrained_voice(VoiceConfig.tiny(), seed=0))
+    assert loud < 2 * quiet
