@@ -32,7 +32,9 @@ from models.checkpoint import load_checkpoint
 from models.config import N_CLASSES, VoiceConfig
 from models.data import SegmentDataset, conditioned_batch, load_prepared, read_manifest, resolve_data
 from models.frontend import FESTIVAL_PACKAGES, FestivalFrontend, FrontendUnavailable
+from models.voices import card_temperature
 from models.wavernn import WaveRNN
+from models.weights import check_temperature
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="a sentence to say (repeatable; default: the ten built-in everyday sentences)")
     wer.add_argument("--max-sentences", type=int, default=0, help="at most this many sentences (default 0 = all)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of copy and wer (default 0)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="sampling temperature of copy and wer (default: the voice card's when the "
+                             "checkpoint is a voice folder's model.pt, else 1.0, the paper's sampling)")
     parser.add_argument("--audio-dir", default=None,
                         help="write the vocoded audio of copy and wer under this folder (copy/, wer/)")
 
@@ -174,9 +179,23 @@ def _audio_dir(args: argparse.Namespace, name: str) -> Path | None:
     return Path(args.audio_dir) / name if args.audio_dir else None
 
 
+def eval_temperature(checkpoint: str | Path, temperature: float | None) -> float:
+    """``temperature`` checked, or else that of the voice card beside ``checkpoint``, or 1.0."""
+    if temperature is not None:
+        return check_temperature(temperature)
+    card = Path(checkpoint).parent / "card.json"
+    if Path(checkpoint).name == "model.pt" and card.is_file():
+        try:
+            return card_temperature(json.loads(card.read_text()))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"voice card {card} is not valid JSON: {exc}; pass --temperature") from exc
+    return 1.0
+
+
 def run(args: argparse.Namespace) -> int:
     """``wavernn-tts eval``: print one JSON object with the checkpoint and the chosen metrics."""
     metrics = parse_metrics(args.metrics)
+    args.temperature = eval_temperature(args.checkpoint, args.temperature)
     if "nll" in metrics and not args.data:
         raise ValueError("the nll metric needs --data (held-out utterances); or leave nll out of --metrics")
     if "copy" in metrics and not args.real:
@@ -208,6 +227,8 @@ def _run_metrics(args: argparse.Namespace, metrics: list[str], frontend: Festiva
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     model, voice, meta = load_checkpoint(args.checkpoint)
     result: dict[str, Any] = {"checkpoint": str(args.checkpoint), "step": meta.get("step"), "metrics": metrics}
+    if "copy" in metrics or "wer" in metrics:
+        result["temperature"] = args.temperature
     if "nll" in metrics:
         result["nll"], n_utts = _nll(model.to(args.device), voice, args)
         result.update(data=list(args.data), utterances=n_utts)
@@ -216,12 +237,13 @@ def _run_metrics(args: argparse.Namespace, metrics: list[str], frontend: Festiva
         log.info("copy-synthesis of %s", args.real)
         result["copy"] = quality.copy_synthesis(
             model, voice, quality.find_audio(args.real), max_utterances=args.max_utterances,
-            max_seconds=args.max_seconds, seed=args.seed, audio_dir=_audio_dir(args, "copy"))
+            max_seconds=args.max_seconds, seed=args.seed, temperature=args.temperature,
+            audio_dir=_audio_dir(args, "copy"))
     if frontend is not None:
         sentences = quality.spread(args.sentence or quality.EVERYDAY_SENTENCES, args.max_sentences)
         try:
             result["wer"] = quality.intelligibility(model, voice, frontend, sentences, seed=args.seed,
-                                                    audio_dir=_audio_dir(args, "wer"))
+                                                    temperature=args.temperature, audio_dir=_audio_dir(args, "wer"))
         except FrontendUnavailable as exc:
             raise ValueError(f"the wer metric needs the text frontend: {exc}") from exc
     return result

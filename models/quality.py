@@ -286,14 +286,16 @@ class PocketsphinxRecogniser:
 
 
 # -- vocoding helpers -----------------------------------------------------------------------
-def cpu_vocoder(model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None) -> Vocoder:
-    """A :class:`Vocoder` over a CPU copy of ``model`` and the compiled CPU sampler by default."""
+def cpu_vocoder(model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None,
+                temperature: float = 1.0) -> Vocoder:
+    """A :class:`Vocoder` over a CPU copy of ``model`` and the compiled CPU sampler (at sampling
+    ``temperature``) by default."""
     from models.samplers.cpu import CpuSampler
     from models.weights import extract_weights
 
     if next(model.parameters()).device.type != "cpu":
         model = copy.deepcopy(model).cpu()
-    return Vocoder(model, voice, sampler or CpuSampler(extract_weights(model)))
+    return Vocoder(model, voice, sampler or CpuSampler(extract_weights(model, temperature=temperature)))
 
 
 def find_audio(paths: Sequence[str | Path]) -> list[Path]:
@@ -348,6 +350,7 @@ def copy_synthesis(
     max_seconds: float = 0.0,
     seed: int = 0,
     sampler: Sampler | None = None,
+    temperature: float = 1.0,
     audio_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Vocode real recordings from their own log-mel and compare the result with them.
@@ -365,6 +368,7 @@ def copy_synthesis(
         max_seconds: cut each recording to its first this many seconds (0 = whole).
         seed: sampling seed of every utterance.
         sampler: the sampler (default: the compiled CPU sampler over the model's weights).
+        temperature: sampling temperature of the default sampler (1.0: the paper's).
         audio_dir: if given, write each vocoded utterance there as ``<index>_<stem>.wav``.
     Returns:
         ``{"utterances": [{"file", "seconds", "pesq_wb", "stoi", "log_mel_distance",
@@ -378,7 +382,7 @@ def copy_synthesis(
     chosen = spread([Path(f) for f in files], max_utterances)
     if not chosen:
         raise ValueError("copy-synthesis needs at least one audio file")
-    vocoder = cpu_vocoder(model, voice, sampler)
+    vocoder = cpu_vocoder(model, voice, sampler, temperature)
     cfg, rate = voice.features, voice.features.sample_rate
     rows: list[dict[str, Any]] = []
     for i, path in enumerate(chosen):
@@ -425,6 +429,7 @@ def intelligibility(
     *,
     seed: int = 0,
     sampler: Sampler | None = None,
+    temperature: float = 1.0,
     recognise: Recogniser | None = None,
     audio_dir: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -440,6 +445,7 @@ def intelligibility(
         sentences: what to say (default :data:`EVERYDAY_SENTENCES`).
         seed: sampling seed of every sentence.
         sampler: default: the compiled CPU sampler.
+        temperature: sampling temperature of the default sampler (1.0: the paper's).
         recognise: default: a :class:`PocketsphinxRecogniser`.
         audio_dir: if given, write each vocoded sentence there as ``<index>.wav``.
     Returns:
@@ -449,7 +455,7 @@ def intelligibility(
     if not sentences:
         raise ValueError("intelligibility needs at least one sentence")
     recognise = recognise or PocketsphinxRecogniser()
-    vocoder = cpu_vocoder(model, voice, sampler)
+    vocoder = cpu_vocoder(model, voice, sampler, temperature)
     rate = voice.features.sample_rate
     rows: list[dict[str, Any]] = []
     for i, text in enumerate(sentences):

@@ -30,12 +30,15 @@ class Vocoder:
         model: the trained network (its conditioning network is used).
         voice: the voice config the features must follow.
         sampler: defaults to the reference sampler over the model's weights.
+        temperature: sampling temperature of the default sampler (1.0: the paper's); a given
+            ``sampler`` keeps the temperature it was built with.
     """
 
-    def __init__(self, model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None) -> None:
+    def __init__(self, model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None,
+                 temperature: float = 1.0) -> None:
         self.model = model.eval()
         self.voice = voice
-        self.sampler: Sampler = sampler or ReferenceSampler(extract_weights(model))
+        self.sampler: Sampler = sampler or ReferenceSampler(extract_weights(model, temperature=temperature))
 
     @torch.no_grad()
     def gate_frames(self, mel: np.ndarray) -> torch.Tensor:

@@ -15,10 +15,17 @@ A trained :class:`~models.wavernn.WaveRNN` keeps its parameters in PyTorch's lay
   :meth:`models.wavernn.WaveRNN.gate_conditioning` (B, T, 3H) in the same row order;
 - ``O1..O4`` with biases are the two softmax heads (coarse from ``h[:H/2]``, fine from
   ``h[H/2:]``).
+
+Sampling temperature: drawing from ``softmax(logits / T)`` instead of ``softmax(logits)`` is
+the same as drawing from the softmax of a head whose last layer (``O2`` or ``O4`` and its bias)
+is divided by ``T``. :func:`extract_weights` applies it there, so every sampler (reference,
+compiled CPU, fused GPU, subscale) samples at the voice's temperature with no code of its own,
+and block-sparse heads keep their zero blocks. ``T = 1`` is the paper's sampling.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -92,23 +99,44 @@ def _to_paper_order(t: Tensor, h: int) -> Tensor:
     return torch.cat([z, r, n], dim=0)
 
 
+#: Accepted sampling temperatures (below 0.05 the draw is an argmax; above 2 it is noise).
+TEMPERATURE_RANGE = (0.05, 2.0)
+
+
+def check_temperature(temperature: float) -> float:
+    """``temperature`` as a float, or ValueError naming the accepted range."""
+    lo, hi = TEMPERATURE_RANGE
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        t = math.nan
+    if not (lo <= t <= hi):
+        raise ValueError(f"sampling temperature must be a number from {lo} to {hi} (1.0 samples the softmax as "
+                         f"trained, lower is less noisy), got {temperature!r}")
+    return t
+
+
 @torch.no_grad()
-def extract_weights(model: WaveRNN, *, extra_inputs: bool = False) -> InferenceWeights:
+def extract_weights(model: WaveRNN, *, extra_inputs: bool = False, temperature: float = 1.0) -> InferenceWeights:
     """Read a trained module into the sampler contract (float32, detached, on CPU).
 
     Args:
         model: a plain WaveRNN.
         extra_inputs: read the plain part of a model that has more GRU inputs (the subscale
             weights extractor does, and handles the rest itself).
+        temperature: sampling temperature of both softmax heads (module docstring); 1.0 = the
+            paper's sampling.
 
     Raises:
         ValueError: ``model`` has inputs beyond ``[c_{t-1}, f_{t-1}, c_t, cond]`` (a Subscale
-            WaveRNN, whose context the plain samplers would silently drop).
+            WaveRNN, whose context the plain samplers would silently drop); ``temperature``
+            outside :data:`TEMPERATURE_RANGE`.
     """
     if model.n_inputs != 3 + model.cond_net.out_channels and not extra_inputs:
         raise ValueError(f"{type(model).__name__} has {model.n_inputs} GRU inputs, more than the plain WaveRNN's "
                          f"{3 + model.cond_net.out_channels}: a subscale model runs on the subscale samplers "
                          "(models.samplers.subscale.extract_subscale_weights), not on the plain ones")
+    inv_t = 1.0 / check_temperature(temperature)
     h = model.cfg.hidden_size
     p = model.gru_params()
     w_ih = (p["weight_ih_l0"] * model.input_mask).float().cpu()  # (3H, 3 + C)
@@ -124,10 +152,10 @@ def extract_weights(model: WaveRNN, *, extra_inputs: bool = False) -> InferenceW
         I_coarse=cpu(_to_paper_order(w_ih[:, 2], h)),
         O1=cpu(model.O1.weight),
         O1_bias=cpu(model.O1.bias),
-        O2=cpu(model.O2.weight),
-        O2_bias=cpu(model.O2.bias),
+        O2=cpu(model.O2.weight * inv_t),
+        O2_bias=cpu(model.O2.bias * inv_t),
         O3=cpu(model.O3.weight),
         O3_bias=cpu(model.O3.bias),
-        O4=cpu(model.O4.weight),
-        O4_bias=cpu(model.O4.bias),
+        O4=cpu(model.O4.weight * inv_t),
+        O4_bias=cpu(model.O4.bias * inv_t),
     )

@@ -69,7 +69,8 @@ def _vocode_to_wav(voice: Voice, mel: np.ndarray, args: argparse.Namespace) -> N
 
     if not voice.trained:
         log.warning("voice %r is untrained: the output is noise of the right length", voice.name)
-    vocoder = Vocoder(voice.model, voice.config)
+    temperature = voice.temperature if args.temperature is None else args.temperature
+    vocoder = Vocoder(voice.model, voice.config, temperature=temperature)
     t0 = time.perf_counter()
     last = [0.0]
 
@@ -125,7 +126,8 @@ def _cmd_pack_voice(args: argparse.Namespace) -> int:
             raise ValueError(f"{path} is not a readable JSON file: {exc}") from exc
 
     card = pack_voice(args.checkpoint, args.output, args.name, description=args.description,
-                      reproduce=args.reproduce, quality=read_json(args.quality), speed=read_json(args.speed))
+                      reproduce=args.reproduce, quality=read_json(args.quality), speed=read_json(args.speed),
+                      temperature=args.temperature)
     print(f"wrote {card.parent / 'model.pt'} and {card}")
     return 0
 
@@ -207,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--voice", default="default", help="bundled voice name (when no --checkpoint)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same audio)")
     p.add_argument("--block", type=int, default=2400, help="samples per sampler call")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature, 0.05..2 (default: the voice card's; 1.0 = the paper's)")
     p.set_defaults(func=_cmd_vocode)
 
     p = sub.add_parser("export", help="ONNX export of the conditioning network and the step cell")
@@ -224,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=1.0, help="speaking rate, 0.25..4")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same audio)")
     p.add_argument("--block", type=int, default=2400, help="samples per sampler call")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature, 0.05..2 (default: the voice card's; 1.0 = the paper's)")
     p.set_defaults(func=_cmd_say)
 
     from models import evaluate, train
@@ -244,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reproduce", required=True, help="the command(s) that retrain this voice")
     p.add_argument("--quality", help="JSON from `wavernn-tts eval --out` to put on the card")
     p.add_argument("--speed", help="JSON with measured speed to put on the card")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="sampling temperature the voice is served at, 0.05..2 (default 1.0, the paper's)")
     p.set_defaults(func=_cmd_pack_voice)
 
     from models.shards import DEFAULT_SHARD_MB

@@ -68,8 +68,9 @@ class SubscaleWeights:
 
 
 @torch.no_grad()
-def extract_subscale_weights(model: SubscaleWaveRNN) -> SubscaleWeights:
-    """Read a trained :class:`SubscaleWaveRNN` into :class:`SubscaleWeights` (float32, CPU)."""
+def extract_subscale_weights(model: SubscaleWaveRNN, temperature: float = 1.0) -> SubscaleWeights:
+    """Read a trained :class:`SubscaleWaveRNN` into :class:`SubscaleWeights` (float32, CPU), its
+    heads at sampling ``temperature`` (see :mod:`models.weights`)."""
     if not isinstance(model, SubscaleWaveRNN):
         raise ValueError(f"expected a SubscaleWaveRNN, got {type(model).__name__}; plain voices use extract_weights")
     h = model.cfg.hidden_size
@@ -80,8 +81,8 @@ def extract_subscale_weights(model: SubscaleWaveRNN) -> SubscaleWeights:
         return t.detach().float().cpu().contiguous()
 
     return SubscaleWeights(
-        base=extract_weights(model, extra_inputs=True), sub=model.sub, ctx_w=cpu(model.context.weight),
-        ctx_b=cpu(model.context.bias),
+        base=extract_weights(model, extra_inputs=True, temperature=temperature), sub=model.sub,
+        ctx_w=cpu(model.context.weight), ctx_b=cpu(model.context.bias),
         emb=cpu(model.sub_embedding.weight), I_ctx=cpu(torch.cat([z, r, n], dim=0)),
     )
 

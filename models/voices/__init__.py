@@ -20,6 +20,7 @@ from models.checkpoint import load_checkpoint
 from models.config import VoiceConfig, config_to_dict
 from models.subscale_net import build_model
 from models.wavernn import WaveRNN
+from models.weights import check_temperature
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,27 @@ class Voice:
     @property
     def trained(self) -> bool:
         return bool(self.card.get("trained", False))
+
+    @property
+    def temperature(self) -> float:
+        """The sampling temperature the card asks for (``"sampling": {"temperature": T}``), else 1.0."""
+        return card_temperature(self.card)
+
+
+def card_temperature(card: dict[str, Any]) -> float:
+    """The sampling temperature of a voice card (1.0 without a ``sampling`` entry).
+
+    Raises:
+        ValueError: a ``sampling`` entry that is not an object, or a temperature out of range.
+    """
+    sampling = card.get("sampling", {})
+    if not isinstance(sampling, dict):
+        raise ValueError(f"voice card of {card.get('name')!r}: 'sampling' must be an object such as "
+                         f'{{"temperature": 0.6}}, got {sampling!r}')
+    try:
+        return check_temperature(sampling.get("temperature", 1.0))
+    except ValueError as exc:
+        raise ValueError(f"voice card of {card.get('name')!r}: {exc}") from exc
 
 
 def available_voices() -> list[str]:
@@ -96,4 +118,5 @@ def _load_folder(ckpt: Path, card_path: Path, name: str) -> Voice:
             card.update(json.loads(card_path.read_text()))
         except json.JSONDecodeError as exc:
             raise ValueError(f"voice card {card_path} is not valid JSON: {exc}") from exc
+    card_temperature(card)  # a bad sampling entry fails at load, not at the first request
     return Voice(str(card.get("name", name)), model, config, card)

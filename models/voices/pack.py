@@ -16,6 +16,7 @@ from typing import Any
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.config import config_to_dict
 from models.sparsity import sparsity_report
+from models.weights import check_temperature
 
 #: Licences and attribution of the corpora this project trains on, by data-spec prefix.
 DATA_SOURCES: dict[str, dict[str, str]] = {
@@ -60,6 +61,7 @@ def pack_voice(
     reproduce: str,
     quality: dict[str, Any] | None = None,
     speed: dict[str, Any] | None = None,
+    temperature: float = 1.0,
 ) -> Path:
     """Write a bundled voice folder from a training checkpoint.
 
@@ -71,9 +73,12 @@ def pack_voice(
         reproduce: the command(s) that retrain this voice.
         quality: measured quality (``wavernn-tts eval`` output), stored as given.
         speed: measured speed (benchmark output), stored as given.
+        temperature: the sampling temperature the voice is served at (``"sampling"`` on the
+            card; 1.0 = the paper's sampling).
     Returns:
         the card path.
     """
+    temperature = check_temperature(temperature)
     model, voice, meta = load_checkpoint(checkpoint)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,6 +93,7 @@ def pack_voice(
         "parameters": model.num_parameters(),
         "lookahead_samples": voice.model.lookahead_samples,
         "sparsity": meta.get("sparsity") or sparsity_report(model),
+        "sampling": {"temperature": temperature},
         "training": {
             "steps": meta.get("step"),
             "heldout_bits_per_sample": meta.get("valid"),

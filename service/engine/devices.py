@@ -79,7 +79,7 @@ def sampler_factory(voice: Voice, kind: str = "auto", workers: int = 1) -> Calla
         raise ValueError(f"unknown sampler {kind!r}; known: {', '.join(SAMPLERS)}")
     if voice.config.subscale is not None:
         return _subscale_factory(voice, kind)
-    weights = extract_weights(voice.model)
+    weights = extract_weights(voice.model, temperature=voice.temperature)
 
     def make(device: torch.device) -> Sampler:
         if kind == "cpu" or (kind == "auto" and device.type == "cpu"):
@@ -121,7 +121,7 @@ def _subscale_factory(voice: Voice, kind: str) -> Callable[[torch.device], Sampl
     (``reference``); on CUDA the fused subscale kernel (``auto``/``gpu``)."""
     from models.samplers.subscale import SubscaleReferenceSampler, extract_subscale_weights
 
-    weights = extract_subscale_weights(voice.model)  # type: ignore[arg-type]
+    weights = extract_subscale_weights(voice.model, voice.temperature)  # type: ignore[arg-type]
 
     def make(device: torch.device) -> Sampler:
         if device.type == "cuda" and kind in ("auto", "gpu"):

@@ -47,3 +47,31 @@ def test_untrained_voice_is_deterministic_and_labelled(tiny_voice: VoiceConfig) 
 def test_unknown_voice_names_the_known_ones() -> None:
     with pytest.raises(ValueError, match="bundled voices"):
         load_voice("no-such-voice")
+
+
+def test_the_card_sets_the_sampling_temperature(tmp_path: Path, tiny_voice: VoiceConfig) -> None:
+    from models.evaluate import eval_temperature
+
+    ckpt = tmp_path / "step.pt"
+    save_checkpoint(ckpt, WaveRNN(tiny_voice.model), tiny_voice, meta={"step": 1})
+    card_path = pack_voice(ckpt, tmp_path / "v", "cold", description="d", reproduce="r", temperature=0.6)
+    assert json.loads(card_path.read_text())["sampling"] == {"temperature": 0.6}
+    assert load_voice(str(tmp_path / "v")).temperature == 0.6
+    # eval samples a voice folder's model.pt as served, a bare checkpoint as trained, --temperature over both
+    assert eval_temperature(tmp_path / "v" / "model.pt", None) == 0.6
+    assert eval_temperature(ckpt, None) == 1.0 and eval_temperature(ckpt, 0.8) == 0.8
+    pack_voice(ckpt, tmp_path / "plain", "plain", description="d", reproduce="r")
+    assert load_voice(str(tmp_path / "plain")).temperature == 1.0  # the paper's sampling
+    with pytest.raises(ValueError, match="temperature must be a number"):
+        pack_voice(ckpt, tmp_path / "bad", "bad", description="d", reproduce="r", temperature=0.0)
+
+
+@pytest.mark.parametrize("sampling", [{"temperature": 7}, {"temperature": "cold"}, 0.6])
+def test_a_bad_sampling_entry_fails_at_load(tmp_path: Path, tiny_voice: VoiceConfig, sampling: object) -> None:
+    ckpt = tmp_path / "step.pt"
+    save_checkpoint(ckpt, WaveRNN(tiny_voice.model), tiny_voice, meta={"step": 1})
+    card_path = pack_voice(ckpt, tmp_path / "v", "v", description="d", reproduce="r")
+    card = json.loads(card_path.read_text())
+    card_path.write_text(json.dumps({**card, "sampling": sampling}))
+    with pytest.raises(ValueError, match=r"voice card of 'v'.*(temperature|sampling)"):
+        load_voice(str(tmp_path / "v"))

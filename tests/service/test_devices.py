@@ -80,9 +80,14 @@ def test_a_subscale_voice_gets_the_subscale_samplers() -> None:
     with pytest.raises(ValueError, match="subscale"):
         extract_weights(voice.model)  # the plain samplers would drop its context
     assert isinstance(sampler_factory(voice, "auto")(torch.device("cpu")), SubscaleCpuSampler)
-    assert isinstance(sampler_factory(voice, "reference")(torch.device("cpu")), SubscaleReferenceSampler)
+    ref = sampler_factory(voice, "reference")(torch.device("cpu"))
+    assert isinstance(ref, SubscaleReferenceSampler)
     with pytest.raises(ValueError, match="TTS_SAMPLER=gpu runs on CUDA"):
         sampler_factory(voice, "gpu")(torch.device("cpu"))
+    cold = dataclasses.replace(voice, card={**voice.card, "sampling": {"temperature": 0.5}})
+    cold_ref = sampler_factory(cold, "reference")(torch.device("cpu"))
+    assert isinstance(cold_ref, SubscaleReferenceSampler)  # its heads, too, at the card's temperature
+    torch.testing.assert_close(cold_ref.cell.O2_bias, 2 * ref.cell.O2_bias)
 
 
 def test_sampler_and_device_mismatches_are_start_up_errors(voice) -> None:
@@ -100,3 +105,13 @@ def test_sampler_and_device_mismatches_are_start_up_errors(voice) -> None:
     check_sampler_device(sub, "auto", cuda)  # the fused subscale kernel
     with pytest.raises(ValueError, match="CPU only"):
         check_sampler_device(sub, "reference", cuda)
+
+
+def test_workers_sample_at_the_voice_cards_temperature(voice) -> None:
+    cold = dataclasses.replace(voice, card={**voice.card, "sampling": {"temperature": 0.5}})
+    plain = sampler_factory(voice, "reference")(torch.device("cpu"))
+    sampler = sampler_factory(cold, "reference")(torch.device("cpu"))
+    assert isinstance(plain, ReferenceSampler) and isinstance(sampler, ReferenceSampler)
+    torch.testing.assert_close(sampler.cell.O2, 2 * plain.cell.O2)
+    torch.testing.assert_close(sampler.cell.O4_bias, 2 * plain.cell.O4_bias)
+    assert torch.equal(sampler.cell.R, plain.cell.R)
