@@ -64,7 +64,8 @@ def create_app(
         metrics: the app's metrics (default: a fresh registry).
     """
     metrics = metrics or Metrics()
-    engine = engine or Engine(engine_config(settings), partial(resolve_voice, settings.voice), observer=metrics)
+    voice = partial(resolve_voice, settings.voice, settings.temperature)
+    engine = engine or Engine(engine_config(settings), voice, observer=metrics)
     frontend = frontend or TextFrontend(settings.frontend_processes, settings.frontend)
 
     @asynccontextmanager

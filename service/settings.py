@@ -37,6 +37,10 @@ class Settings(BaseSettings):
         description="Voice to serve: a bundled name (`default`), the path of a checkpoint (.pt) or voice "
         "folder, or `untrained-tiny` (a seeded untrained tiny model for tests).",
     )
+    temperature: float | None = Field(
+        None, ge=0.05, le=2.0, description="Sampling temperature of the served voice, over its card's "
+        "`sampling.temperature` (unset: the card's, else 1.0, the paper's sampling; lower is less noisy)."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where samplers run: `auto` picks CUDA when available, else CPU."
     )

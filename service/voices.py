@@ -6,19 +6,30 @@ import dataclasses
 
 from models.config import VoiceConfig
 from models.voices import Voice, load_voice, untrained_voice
+from models.weights import check_temperature
 
 #: A seeded, untrained tiny WaveRNN (H=32, 8 mels, hop 30): fast, for tests and smoke checks.
 UNTRAINED_TINY = "untrained-tiny"
 
 
-def resolve_voice(spec: str) -> Voice:
+def resolve_voice(spec: str, temperature: float | None = None) -> Voice:
     """A bundled name, a checkpoint / voice-folder path, or ``untrained-tiny``.
 
+    Args:
+        spec: ``TTS_VOICE``.
+        temperature: ``TTS_TEMPERATURE``: if given, it replaces the card's sampling temperature
+            (so ``/v1/models`` shows the one the workers use).
+
     Raises:
-        ValueError: unknown name or unreadable checkpoint (with the known names).
+        ValueError: unknown name or unreadable checkpoint (with the known names); a
+            temperature out of range.
     """
     if spec == UNTRAINED_TINY:
         voice = untrained_voice(VoiceConfig.tiny(), seed=0)
-        card = {**voice.card, "name": UNTRAINED_TINY}
-        return dataclasses.replace(voice, name=UNTRAINED_TINY, card=card)
-    return load_voice(spec)
+        voice = dataclasses.replace(voice, name=UNTRAINED_TINY, card={**voice.card, "name": UNTRAINED_TINY})
+    else:
+        voice = load_voice(spec)
+    if temperature is None:
+        return voice
+    sampling = {**voice.card.get("sampling", {}), "temperature": check_temperature(temperature)}
+    return dataclasses.replace(voice, card={**voice.card, "sampling": sampling})

@@ -189,3 +189,22 @@ def test_shutdown_lets_the_streams_in_flight_finish() -> None:
     assert got == 2 * frames * TINY_HOP
     assert not thread.is_alive()
     assert not app.state.engine.is_ready()
+
+
+def test_tts_temperature_is_the_served_voices_and_shown_on_its_card(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TTS_TEMPERATURE", "0.7")
+    assert Settings().temperature == 0.7
+    monkeypatch.setenv("TTS_TEMPERATURE", "0")
+    with pytest.raises(ValidationError, match="temperature"):
+        Settings()
+    monkeypatch.delenv("TTS_TEMPERATURE")
+    assert Settings().temperature is None  # the card's
+    app = create_app(settings(voice="untrained-tiny", temperature=0.7), frontend=TextFrontend(enabled=False))
+
+    async def body(c: httpx.AsyncClient) -> tuple[dict[str, Any], Any]:
+        assert await app.state.engine.wait_ready(10)
+        return (await c.get("/v1/models")).json(), app.state.engine._voice
+
+    models, voice = serve(app, body)
+    assert models["data"][0]["card"]["sampling"] == {"temperature": 0.7}
+    assert voice.temperature == 0.7  # what the workers' samplers are built from
