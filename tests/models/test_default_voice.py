@@ -33,6 +33,8 @@ def test_the_default_voice_is_bundled_trained_and_small(voice: Voice) -> None:
     assert card["training"]["reproduce"].startswith("wavernn-tts train")
     assert all(entry["licence"] != "unknown: see the data's own terms" for entry in card["training"]["data"])
     assert {"nll", "copy", "wer"} <= set(card["quality"])
+    # the quality on the card was measured at the temperature the voice is served at
+    assert card["quality"].get("temperature", 1.0) == voice.temperature
     # the sparsity on the card is the sparsity of the weights that ship
     measured = sparsity_report(voice.model)
     assert measured["recurrent"] == card["sparsity"]["recurrent"] and measured["heads"] == card["sparsity"]["heads"]
@@ -47,11 +49,13 @@ def _syllables(rate: int, seconds: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _loudness_on_and_off(voice: Voice) -> tuple[np.ndarray, float, float]:
-    """Vocode 1 s of on/off syllables (seed 0); the PCM and its RMS where the input is on and off."""
+    """Vocode 1 s of on/off syllables (seed 0, the voice's temperature); the PCM and its RMS where
+    the input is on and off."""
     feats = voice.config.features
     signal, on = _syllables(feats.sample_rate, 1.0)
     mel = log_mel(signal, feats)
-    pcm = Vocoder(voice.model, voice.config, CpuSampler(extract_weights(voice.model), threads=1)).vocode(mel, seed=0)
+    sampler = CpuSampler(extract_weights(voice.model, temperature=voice.temperature), threads=1)
+    pcm = Vocoder(voice.model, voice.config, sampler).vocode(mel, seed=0)
     x = pcm[: on.shape[0]].astype(np.float64) / 32768
     # leave out 60 ms around each edge: the conditioning frames there straddle both halves
     edge = int(0.06 * feats.sample_rate)
