@@ -32,7 +32,7 @@ from models.checkpoint import load_checkpoint
 from models.config import N_CLASSES, VoiceConfig
 from models.data import SegmentDataset, conditioned_batch, load_prepared, read_manifest, resolve_data
 from models.frontend import FESTIVAL_PACKAGES, FestivalFrontend, FrontendUnavailable
-from models.voices import card_temperature
+from models.voices import card_temperature, read_card
 from models.wavernn import WaveRNN
 from models.weights import check_temperature
 
@@ -185,10 +185,7 @@ def eval_temperature(checkpoint: str | Path, temperature: float | None) -> float
         return check_temperature(temperature)
     card = Path(checkpoint).parent / "card.json"
     if Path(checkpoint).name == "model.pt" and card.is_file():
-        try:
-            return card_temperature(json.loads(card.read_text()))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"voice card {card} is not valid JSON: {exc}; pass --temperature") from exc
+        return card_temperature(read_card(card))
     return 1.0
 
 

@@ -18,7 +18,6 @@ one raises ``ValueError`` naming the pip package.
 
 from __future__ import annotations
 
-import copy
 import importlib
 import logging
 import math
@@ -39,7 +38,7 @@ from models.config import FeatureConfig, VoiceConfig
 from models.features import log_mel, mel_band_edges
 from models.frontend.base import TextFrontend, features_for
 from models.samplers.base import Sampler
-from models.vocoder import Vocoder
+from models.vocoder import cpu_vocoder
 from models.wavernn import WaveRNN
 
 log = logging.getLogger(__name__)
@@ -286,18 +285,6 @@ class PocketsphinxRecogniser:
 
 
 # -- vocoding helpers -----------------------------------------------------------------------
-def cpu_vocoder(model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None,
-                temperature: float = 1.0) -> Vocoder:
-    """A :class:`Vocoder` over a CPU copy of ``model`` and the compiled CPU sampler (at sampling
-    ``temperature``) by default."""
-    from models.samplers.cpu import CpuSampler
-    from models.weights import extract_weights
-
-    if next(model.parameters()).device.type != "cpu":
-        model = copy.deepcopy(model).cpu()
-    return Vocoder(model, voice, sampler or CpuSampler(extract_weights(model, temperature=temperature)))
-
-
 def find_audio(paths: Sequence[str | Path]) -> list[Path]:
     """Audio files named by ``paths``: files as given, folders searched recursively (sorted)."""
     files: list[Path] = []

@@ -7,6 +7,7 @@ randomness from a seeded :class:`~models.samplers.base.UniformSource`.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterator
 
@@ -30,15 +31,12 @@ class Vocoder:
         model: the trained network (its conditioning network is used).
         voice: the voice config the features must follow.
         sampler: defaults to the reference sampler over the model's weights.
-        temperature: sampling temperature of the default sampler (1.0: the paper's); a given
-            ``sampler`` keeps the temperature it was built with.
     """
 
-    def __init__(self, model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None,
-                 temperature: float = 1.0) -> None:
+    def __init__(self, model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None) -> None:
         self.model = model.eval()
         self.voice = voice
-        self.sampler: Sampler = sampler or ReferenceSampler(extract_weights(model, temperature=temperature))
+        self.sampler: Sampler = sampler or ReferenceSampler(extract_weights(model))
 
     @torch.no_grad()
     def gate_frames(self, mel: np.ndarray) -> torch.Tensor:
@@ -80,3 +78,14 @@ class Vocoder:
             if progress is not None:
                 progress(done, total)
         return np.concatenate(out).astype(np.int16)
+
+
+def cpu_vocoder(model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None,
+                temperature: float = 1.0) -> Vocoder:
+    """A :class:`Vocoder` over a CPU copy of ``model`` and the compiled CPU sampler (at sampling
+    ``temperature``) by default."""
+    from models.samplers.cpu import CpuSampler
+
+    if next(model.parameters()).device.type != "cpu":
+        model = copy.deepcopy(model).cpu()
+    return Vocoder(model, voice, sampler or CpuSampler(extract_weights(model, temperature=temperature)))

@@ -107,7 +107,7 @@ def check_temperature(temperature: float) -> float:
     """``temperature`` as a float, or ValueError naming the accepted range."""
     lo, hi = TEMPERATURE_RANGE
     try:
-        t = float(temperature)
+        t = math.nan if isinstance(temperature, bool) else float(temperature)
     except (TypeError, ValueError):
         t = math.nan
     if not (lo <= t <= hi):

@@ -65,9 +65,7 @@ def _cmd_vocode(args: argparse.Namespace) -> int:
 def _vocode_to_wav(voice: Voice, mel: np.ndarray, args: argparse.Namespace) -> None:
     """Vocode ``mel`` with ``voice`` into ``args.output``, with progress on stderr."""
     from models.audio import write_wav
-    from models.samplers.cpu import CpuSampler
-    from models.vocoder import Vocoder
-    from models.weights import extract_weights
+    from models.vocoder import cpu_vocoder
 
     if not voice.trained:
         log.warning("voice %r is untrained: the output is noise of the right length", voice.name)
@@ -76,8 +74,7 @@ def _vocode_to_wav(voice: Voice, mel: np.ndarray, args: argparse.Namespace) -> N
         raise ValueError(f"voice {voice.name!r} is a Subscale WaveRNN: `say` and `vocode` run plain voices; "
                          "serve it (`wavernn-tts serve`) and POST to /v1/audio/speech or /v1/vocode")
     # the compiled CPU sampler (the server's CPU path), not the per-sample torch loop
-    sampler = CpuSampler(extract_weights(voice.model, temperature=temperature))
-    vocoder = Vocoder(voice.model, voice.config, sampler)
+    vocoder = cpu_vocoder(voice.model, voice.config, temperature=temperature)
     t0 = time.perf_counter()
     last = [0.0]
 

@@ -48,6 +48,17 @@ class Voice:
         return card_temperature(self.card)
 
 
+def read_card(path: Path) -> dict[str, Any]:
+    """The voice card at ``path`` as a dict, or ValueError if it is not a JSON object."""
+    try:
+        card = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"voice card {path} is not valid JSON: {exc}") from exc
+    if not isinstance(card, dict):
+        raise ValueError(f"voice card {path} must hold a JSON object, got {type(card).__name__}")
+    return card
+
+
 def card_temperature(card: dict[str, Any]) -> float:
     """The sampling temperature of a voice card (1.0 without a ``sampling`` entry).
 
@@ -114,9 +125,6 @@ def _load_folder(ckpt: Path, card_path: Path, name: str) -> Voice:
     model, config, meta = load_checkpoint(ckpt)
     card: dict[str, Any] = {"name": name, "trained": bool(meta.get("trained", True))}
     if card_path.is_file():
-        try:
-            card.update(json.loads(card_path.read_text()))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"voice card {card_path} is not valid JSON: {exc}") from exc
+        card.update(read_card(card_path))
     card_temperature(card)  # a bad sampling entry fails at load, not at the first request
     return Voice(str(card.get("name", name)), model, config, card)

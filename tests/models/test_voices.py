@@ -75,3 +75,17 @@ def test_a_bad_sampling_entry_fails_at_load(tmp_path: Path, tiny_voice: VoiceCon
     card_path.write_text(json.dumps({**card, "sampling": sampling}))
     with pytest.raises(ValueError, match=r"voice card of 'v'.*(temperature|sampling)"):
         load_voice(str(tmp_path / "v"))
+
+
+def test_a_card_that_is_not_a_json_object_fails_at_load(tmp_path: Path, tiny_voice: VoiceConfig) -> None:
+    from models.evaluate import eval_temperature
+
+    ckpt = tmp_path / "step.pt"
+    save_checkpoint(ckpt, WaveRNN(tiny_voice.model), tiny_voice, meta={"step": 1})
+    card_path = pack_voice(ckpt, tmp_path / "v", "v", description="d", reproduce="r")
+    for text, message in (("[0.6]", "must hold a JSON object"), ("{oops", "is not valid JSON")):
+        card_path.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            load_voice(str(tmp_path / "v"))
+        with pytest.raises(ValueError, match=message):  # eval reads the same card the same way
+            eval_temperature(tmp_path / "v" / "model.pt", None)

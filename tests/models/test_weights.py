@@ -73,6 +73,6 @@ def test_temperature_one_is_the_trained_heads_and_bad_values_are_refused(tiny_mo
     cold = extract_weights(tiny_model, temperature=0.25)
     assert torch.equal(cold.O1, plain.O1) and torch.equal(cold.R, plain.R)  # only the last layers change
     torch.testing.assert_close(cold.O4_bias, 4 * plain.O4_bias)
-    for bad in (0.0, -1.0, 2.5, float("nan"), "warm"):
+    for bad in (0.0, -1.0, 2.5, float("nan"), "warm", True):
         with pytest.raises(ValueError, match=r"temperature must be a number from 0\.05 to 2"):
             extract_weights(tiny_model, temperature=bad)  # type: ignore[arg-type]
