@@ -155,6 +155,22 @@ def _source_key(path: Path) -> dict[str, Any]:
     return {"source": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _file_sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _unchanged(old: dict[str, Any] | None, key: dict[str, Any], path: Path) -> bool:
+    """Whether the source of a cached entry is the same file: same path and size, and the same
+    modification time or, for a copy with a new time (a corpus copied again), the same content."""
+    if old is None or old.get("source") != key["source"] or old.get("size") != key["size"]:
+        return False
+    return old.get("mtime_ns") == key["mtime_ns"] or ("sha1" in old and old["sha1"] == _file_sha1(path))
+
+
 def read_manifest(out_dir: str | Path) -> dict[str, Any]:
     """The manifest of a prepared folder, after checking its format.
 
@@ -245,13 +261,13 @@ def prepare(
             if key is None:
                 raise ValueError(f"audio file {str(utt.path)!r} does not exist")
             old_entry = previous.get(key["source"])
-            if old_entry is not None and all(old_entry.get(k) == v for k, v in key.items()) \
-                    and (out / old_entry["file"]).is_file():
-                entry = {**old_entry, "id": utt.id, "text": utt.text}
+            if old_entry is not None and (out / old_entry["file"]).is_file() \
+                    and _unchanged(old_entry, key, utt.path):
+                entry = {**old_entry, **key, "id": utt.id, "text": utt.text}
                 reused += 1
             else:
                 written = _write_utterance(utt, feature_cfg, out, key["source"])
-                entry = {**key, "id": utt.id, "text": utt.text, **written}
+                entry = {**key, "sha1": _file_sha1(utt.path), "id": utt.id, "text": utt.text, **written}
         except ValueError as exc:
             if not skip_bad:
                 raise ValueError(f"{exc} (utterance {utt.id!r}); fix or remove the file, or skip bad files "

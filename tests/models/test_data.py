@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -118,6 +119,17 @@ def test_prepare_caches_pcm_and_mel_at_24k_and_reuses(audio_dir: Path, tmp_path:
     assert len(load_prepared(out, "train")) == 2 and len(load_prepared(out, "valid")) == 1
     again = prepare(folder_corpus(audio_dir), VOICE.features, out, valid_count=1, seed=3)
     assert again.n_reused == 3
+    # a corpus copied again (new mtimes, same bytes) is still reused; new bytes of the same size are not
+    for i, path in enumerate(sorted(audio_dir.rglob("*.*"))):
+        os.utime(path, ns=(10**18 + i, 10**18 + i))
+    assert prepare(folder_corpus(audio_dir), VOICE.features, out, valid_count=1, seed=3).n_reused == 3
+    assert prepare(folder_corpus(audio_dir), VOICE.features, out, valid_count=1, seed=3).n_reused == 3
+    changed = audio_dir / "c.wav"
+    data = bytearray(changed.read_bytes())
+    data[-2:] = bytes([data[-2] ^ 0x55, data[-1] ^ 0x55])  # the last sample, same size
+    changed.write_bytes(bytes(data))
+    os.utime(changed, ns=(10**18, 10**18))  # even with the old time back
+    assert prepare(folder_corpus(audio_dir), VOICE.features, out, valid_count=1, seed=3).n_reused == 2
     assert read_manifest(out)["utterances"] == json.loads((out / "manifest.json").read_text())["utterances"]
     other = VoiceConfig.tiny(hidden_size=32, n_mels=8, hop_length=20)
     with pytest.raises(ValueError, match="prepare the data again"):

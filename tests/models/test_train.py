@@ -85,6 +85,23 @@ def test_run_config_files(tmp_path: Path) -> None:
         load_run_config(tmp_path / "missing.json")
 
 
+def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_other() -> None:
+    for path in sorted((REPO / "configs").glob("*.json")):
+        voice, cfg = load_run_config(path)
+        assert cfg.steps > 0 and voice.model.n_mels == voice.features.n_mels, path
+    # a checkpoint resumes only under a config of the same voice: the phases of the default
+    # voice's run (and its lent-GPU config) must all describe one voice
+    phases = ("cpu384", "cpu384_sparse", "cpu384_sparse_40k", "cpu384_gpu")
+    voices = {name: load_run_config(REPO / "configs" / f"{name}.json")[0] for name in phases}
+    assert all(v == voices["cpu384"] for v in voices.values())
+    sparse, longer, gpu = (load_run_config(REPO / "configs" / f"{n}.json")[1] for n in phases[1:])
+    # the lent-GPU config is the current phase with only the device and threads changed
+    assert dataclasses.replace(gpu, device=longer.device, num_threads=longer.num_threads) == longer
+    assert longer.steps > sparse.steps and lr_at(longer, sparse.steps) > lr_at(sparse, sparse.steps - 1)
+    assert (longer.prune_target, longer.prune_t0, longer.prune_steps) == (
+        sparse.prune_target, sparse.prune_t0, sparse.prune_steps)
+
+
 def test_lr_schedule() -> None:
     cfg = TrainConfig(steps=1000, lr=1e-3, warmup_steps=100, min_lr_ratio=0.1)
     assert lr_at(cfg, 0) == pytest.approx(1e-5) and lr_at(cfg, 99) == pytest.approx(1e-3)
