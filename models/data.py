@@ -156,10 +156,14 @@ def _source_key(path: Path) -> dict[str, Any]:
 
 
 def _file_sha1(path: Path) -> str:
+    """SHA-1 of the file's bytes; ValueError naming the file when it cannot be read."""
     digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ValueError(f"cannot read audio file {str(path)!r}: {exc.strerror or exc}") from exc
     return digest.hexdigest()
 
 

@@ -18,6 +18,7 @@ from models.config import VoiceConfig, WaveRNNConfig
 from models.data import (
     SegmentDataset,
     UtteranceData,
+    _file_sha1,
     folder_corpus,
     ljspeech_corpus,
     load_prepared,
@@ -130,6 +131,8 @@ def test_prepare_caches_pcm_and_mel_at_24k_and_reuses(audio_dir: Path, tmp_path:
     changed.write_bytes(bytes(data))
     os.utime(changed, ns=(10**18, 10**18))  # even with the old time back
     assert prepare(folder_corpus(audio_dir), VOICE.features, out, valid_count=1, seed=3).n_reused == 2
+    with pytest.raises(ValueError, match="cannot read audio file"):  # unreadable: named, not an OSError
+        _file_sha1(audio_dir / "spk1")
     assert read_manifest(out)["utterances"] == json.loads((out / "manifest.json").read_text())["utterances"]
     other = VoiceConfig.tiny(hidden_size=32, n_mels=8, hop_length=20)
     with pytest.raises(ValueError, match="prepare the data again"):
