@@ -268,6 +268,8 @@ def prepare(
             if old_entry is not None and (out / old_entry["file"]).is_file() \
                     and _unchanged(old_entry, key, utt.path):
                 entry = {**old_entry, **key, "id": utt.id, "text": utt.text}
+                if "sha1" not in entry:  # cached by an older version: hash it now so later copies are reused
+                    entry["sha1"] = _file_sha1(utt.path)
                 reused += 1
             else:
                 written = _write_utterance(utt, feature_cfg, out, key["source"])

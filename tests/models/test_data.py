@@ -120,6 +120,13 @@ def test_prepare_caches_pcm_and_mel_at_24k_and_reuses(audio_dir: Path, tmp_path:
     assert len(load_prepared(out, "train")) == 2 and len(load_prepared(out, "valid")) == 1
     again = prepare(folder_corpus(audio_dir), VOICE.features, out, valid_count=1, seed=3)
     assert again.n_reused == 3
+    # an entry cached without a content hash (older manifests) gains one when reused by its time
+    manifest = json.loads((out / "manifest.json").read_text())
+    for entry in manifest["utterances"]:
+        del entry["sha1"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert prepare(folder_corpus(audio_dir), VOICE.features, out, valid_count=1, seed=3).n_reused == 3
+    assert all("sha1" in e for e in read_manifest(out)["utterances"])
     # a corpus copied again (new mtimes, same bytes) is still reused; new bytes of the same size are not
     for i, path in enumerate(sorted(audio_dir.rglob("*.*"))):
         os.utime(path, ns=(10**18 + i, 10**18 + i))
