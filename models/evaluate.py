@@ -32,7 +32,8 @@ from models.checkpoint import load_checkpoint
 from models.config import N_CLASSES, VoiceConfig
 from models.data import SegmentDataset, conditioned_batch, load_prepared, read_manifest, resolve_data
 from models.frontend import FESTIVAL_PACKAGES, FestivalFrontend, FrontendUnavailable
-from models.voices import card_temperature, read_card
+from models.postfilter import postfilter_gain_db
+from models.voices import card_postfilter, card_temperature, read_card
 from models.wavernn import WaveRNN
 from models.weights import check_temperature
 
@@ -151,6 +152,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=None,
                         help="sampling temperature of copy and wer (default: the voice card's when the "
                              "checkpoint is a voice folder's model.pt, else 1.0, the paper's sampling)")
+    parser.add_argument("--postfilter-db", type=float, default=None,
+                        help="gain limit (dB, up to 60) of the spectral-envelope post-filter on copy and wer; 0: "
+                             "none (default: the voice card's when the checkpoint is a voice folder's model.pt, "
+                             "else none)")
     parser.add_argument("--audio-dir", default=None,
                         help="write the vocoded audio of copy and wer under this folder (copy/, wer/)")
 
@@ -189,10 +194,21 @@ def eval_temperature(checkpoint: str | Path, temperature: float | None) -> float
     return 1.0
 
 
+def eval_postfilter(checkpoint: str | Path, postfilter_db: float | None) -> float | None:
+    """``postfilter_db`` checked (0: none), or else that of the voice card beside ``checkpoint``, or None."""
+    if postfilter_db is not None:
+        return postfilter_gain_db(postfilter_db)
+    card = Path(checkpoint).parent / "card.json"
+    if Path(checkpoint).name == "model.pt" and card.is_file():
+        return card_postfilter(read_card(card))
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """``wavernn-tts eval``: print one JSON object with the checkpoint and the chosen metrics."""
     metrics = parse_metrics(args.metrics)
     args.temperature = eval_temperature(args.checkpoint, args.temperature)
+    args.postfilter_db = eval_postfilter(args.checkpoint, args.postfilter_db)
     if "nll" in metrics and not args.data:
         raise ValueError("the nll metric needs --data (held-out utterances); or leave nll out of --metrics")
     if "copy" in metrics and not args.real:
@@ -226,6 +242,7 @@ def _run_metrics(args: argparse.Namespace, metrics: list[str], frontend: Festiva
     result: dict[str, Any] = {"checkpoint": str(args.checkpoint), "step": meta.get("step"), "metrics": metrics}
     if "copy" in metrics or "wer" in metrics:
         result["temperature"] = args.temperature
+        result["postfilter_db"] = args.postfilter_db
     if "nll" in metrics:
         result["nll"], n_utts = _nll(model.to(args.device), voice, args)
         result.update(data=list(args.data), utterances=n_utts)
@@ -235,12 +252,13 @@ def _run_metrics(args: argparse.Namespace, metrics: list[str], frontend: Festiva
         result["copy"] = quality.copy_synthesis(
             model, voice, quality.find_audio(args.real), max_utterances=args.max_utterances,
             max_seconds=args.max_seconds, seed=args.seed, temperature=args.temperature,
-            audio_dir=_audio_dir(args, "copy"))
+            postfilter_db=args.postfilter_db, audio_dir=_audio_dir(args, "copy"))
     if frontend is not None:
         sentences = quality.spread(args.sentence or quality.EVERYDAY_SENTENCES, args.max_sentences)
         try:
             result["wer"] = quality.intelligibility(model, voice, frontend, sentences, seed=args.seed,
-                                                    temperature=args.temperature, audio_dir=_audio_dir(args, "wer"))
+                                                    temperature=args.temperature, postfilter_db=args.postfilter_db,
+                                                    audio_dir=_audio_dir(args, "wer"))
         except FrontendUnavailable as exc:
             raise ValueError(f"the wer metric needs the text frontend: {exc}") from exc
     return result

@@ -338,6 +338,7 @@ def copy_synthesis(
     seed: int = 0,
     sampler: Sampler | None = None,
     temperature: float = 1.0,
+    postfilter_db: float | None = None,
     audio_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Vocode real recordings from their own log-mel and compare the result with them.
@@ -356,6 +357,7 @@ def copy_synthesis(
         seed: sampling seed of every utterance.
         sampler: the sampler (default: the compiled CPU sampler over the model's weights).
         temperature: sampling temperature of the default sampler (1.0: the paper's).
+        postfilter_db: gain limit of the spectral-envelope post-filter (None: none).
         audio_dir: if given, write each vocoded utterance there as ``<index>_<stem>.wav``.
     Returns:
         ``{"utterances": [{"file", "seconds", "pesq_wb", "stoi", "log_mel_distance",
@@ -369,7 +371,7 @@ def copy_synthesis(
     chosen = spread([Path(f) for f in files], max_utterances)
     if not chosen:
         raise ValueError("copy-synthesis needs at least one audio file")
-    vocoder = cpu_vocoder(model, voice, sampler, temperature)
+    vocoder = cpu_vocoder(model, voice, sampler, temperature, postfilter_db)
     cfg, rate = voice.features, voice.features.sample_rate
     rows: list[dict[str, Any]] = []
     for i, path in enumerate(chosen):
@@ -417,6 +419,7 @@ def intelligibility(
     seed: int = 0,
     sampler: Sampler | None = None,
     temperature: float = 1.0,
+    postfilter_db: float | None = None,
     recognise: Recogniser | None = None,
     audio_dir: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -433,6 +436,7 @@ def intelligibility(
         seed: sampling seed of every sentence.
         sampler: default: the compiled CPU sampler.
         temperature: sampling temperature of the default sampler (1.0: the paper's).
+        postfilter_db: gain limit of the spectral-envelope post-filter (None: none).
         recognise: default: a :class:`PocketsphinxRecogniser`.
         audio_dir: if given, write each vocoded sentence there as ``<index>.wav``.
     Returns:
@@ -442,7 +446,7 @@ def intelligibility(
     if not sentences:
         raise ValueError("intelligibility needs at least one sentence")
     recognise = recognise or PocketsphinxRecogniser()
-    vocoder = cpu_vocoder(model, voice, sampler, temperature)
+    vocoder = cpu_vocoder(model, voice, sampler, temperature, postfilter_db)
     rate = voice.features.sample_rate
     rows: list[dict[str, Any]] = []
     for i, text in enumerate(sentences):

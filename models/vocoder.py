@@ -2,7 +2,9 @@
 
 The vocoder owns nothing but the glue: validated features go through the conditioning
 network once, then the sampler runs block by block over conditioning windows, with
-randomness from a seeded :class:`~models.samplers.base.UniformSource`.
+randomness from a seeded :class:`~models.samplers.base.UniformSource`. With a post-filter
+gain limit, each block then goes through the spectral-envelope post-filter
+(:mod:`models.postfilter`) towards the same features.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from models.audio import float_to_pcm, pcm_to_float
 from models.config import VoiceConfig
 from models.features import validate_features
+from models.postfilter import StreamingPostFilter, postfilter_gain_db
 from models.samplers.base import Sampler, SamplerState, UniformSource, conditioning_window
 from models.samplers.reference import ReferenceSampler
 from models.wavernn import WaveRNN
@@ -31,12 +35,15 @@ class Vocoder:
         model: the trained network (its conditioning network is used).
         voice: the voice config the features must follow.
         sampler: defaults to the reference sampler over the model's weights.
+        postfilter_db: gain limit (dB) of the spectral-envelope post-filter; None or 0: none.
     """
 
-    def __init__(self, model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None) -> None:
+    def __init__(self, model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None,
+                 postfilter_db: float | None = None) -> None:
         self.model = model.eval()
         self.voice = voice
         self.sampler: Sampler = sampler or ReferenceSampler(extract_weights(model))
+        self.postfilter_db = postfilter_gain_db(postfilter_db)
 
     @torch.no_grad()
     def gate_frames(self, mel: np.ndarray) -> torch.Tensor:
@@ -45,9 +52,26 @@ class Vocoder:
         return self.model.gate_conditioning(torch.from_numpy(feats).unsqueeze(0))[0]
 
     def stream(self, mel: np.ndarray, seed: int = 0, block_samples: int = 2400) -> Iterator[np.ndarray]:
-        """Yield int16 PCM blocks of at most ``block_samples`` until T * hop samples are out."""
+        """Yield int16 PCM blocks until T * hop samples are out.
+
+        Blocks hold at most ``block_samples`` samples; with the post-filter they lag the sampler
+        by less than ``max(win_length, n_fft / 2)`` samples, and the last one holds that tail.
+        """
         if block_samples < 1:
             raise ValueError(f"block_samples must be >= 1, got {block_samples}")
+        if self.postfilter_db is None:
+            yield from self._sample(mel, seed, block_samples)
+            return
+        post = StreamingPostFilter(self.voice.features, self.postfilter_db)
+        post.add_target(validate_features(mel, self.voice.features))
+        for block in self._sample(mel, seed, block_samples):
+            out = post.push(pcm_to_float(block))
+            if out.size:
+                yield float_to_pcm(out)
+        yield float_to_pcm(post.flush())
+
+    def _sample(self, mel: np.ndarray, seed: int, block_samples: int) -> Iterator[np.ndarray]:
+        """The sampler's int16 blocks, before any post-filter."""
         gates = self.gate_frames(mel)
         hop = self.voice.features.hop_length
         total = gates.shape[0] * hop
@@ -81,11 +105,12 @@ class Vocoder:
 
 
 def cpu_vocoder(model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None,
-                temperature: float = 1.0) -> Vocoder:
+                temperature: float = 1.0, postfilter_db: float | None = None) -> Vocoder:
     """A :class:`Vocoder` over a CPU copy of ``model`` and the compiled CPU sampler (at sampling
-    ``temperature``) by default."""
+    ``temperature``) by default, with the post-filter at ``postfilter_db`` (None: none)."""
     from models.samplers.cpu import CpuSampler
 
     if next(model.parameters()).device.type != "cpu":
         model = copy.deepcopy(model).cpu()
-    return Vocoder(model, voice, sampler or CpuSampler(extract_weights(model, temperature=temperature)))
+    return Vocoder(model, voice, sampler or CpuSampler(extract_weights(model, temperature=temperature)),
+                   postfilter_db=postfilter_db)

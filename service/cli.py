@@ -70,11 +70,12 @@ def _vocode_to_wav(voice: Voice, mel: np.ndarray, args: argparse.Namespace) -> N
     if not voice.trained:
         log.warning("voice %r is untrained: the output is noise of the right length", voice.name)
     temperature = voice.temperature if args.temperature is None else args.temperature
+    postfilter_db = voice.postfilter_db if args.postfilter_db is None else args.postfilter_db
     if voice.config.subscale is not None:
         raise ValueError(f"voice {voice.name!r} is a Subscale WaveRNN: `say` and `vocode` run plain voices; "
                          "serve it (`wavernn-tts serve`) and POST to /v1/audio/speech or /v1/vocode")
     # the compiled CPU sampler (the server's CPU path), not the per-sample torch loop
-    vocoder = cpu_vocoder(voice.model, voice.config, temperature=temperature)
+    vocoder = cpu_vocoder(voice.model, voice.config, temperature=temperature, postfilter_db=postfilter_db)
     t0 = time.perf_counter()
     last = [0.0]
 
@@ -131,7 +132,7 @@ def _cmd_pack_voice(args: argparse.Namespace) -> int:
 
     card = pack_voice(args.checkpoint, args.output, args.name, description=args.description,
                       reproduce=args.reproduce, quality=read_json(args.quality), speed=read_json(args.speed),
-                      temperature=args.temperature)
+                      temperature=args.temperature, postfilter_db=args.postfilter_db)
     print(f"wrote {card.parent / 'model.pt'} and {card}")
     return 0
 
@@ -215,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block", type=int, default=2400, help="samples per sampler call")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature, 0.05..2 (default: the voice card's; 1.0 = the paper's)")
+    p.add_argument("--postfilter-db", type=float, default=None,
+                   help="gain limit (dB, up to 60) of the spectral-envelope post-filter; 0: none "
+                        "(default: the voice card's)")
     p.set_defaults(func=_cmd_vocode)
 
     p = sub.add_parser("export", help="ONNX export of the conditioning network and the step cell")
@@ -234,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block", type=int, default=2400, help="samples per sampler call")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature, 0.05..2 (default: the voice card's; 1.0 = the paper's)")
+    p.add_argument("--postfilter-db", type=float, default=None,
+                   help="gain limit (dB, up to 60) of the spectral-envelope post-filter; 0: none "
+                        "(default: the voice card's)")
     p.set_defaults(func=_cmd_say)
 
     from models import evaluate, train
@@ -256,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", help="JSON with measured speed to put on the card")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="sampling temperature the voice is served at, 0.05..2 (default 1.0, the paper's)")
+    p.add_argument("--postfilter-db", type=float, default=0.0,
+                   help="gain limit (dB, up to 60) of the spectral-envelope post-filter the voice is served "
+                        "with (default 0: none; docs/quality.md)")
     p.set_defaults(func=_cmd_pack_voice)
 
     from models.shards import DEFAULT_SHARD_MB

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         None, ge=0.05, le=2.0, description="Sampling temperature of the served voice, over its card's "
         "`sampling.temperature` (unset: the card's, else 1.0, the paper's sampling; lower is less noisy)."
     )
+    postfilter_db: float | None = Field(
+        None, ge=0.0, le=60.0, description="Gain limit (dB) of the spectral-envelope post-filter that pulls "
+        "the output onto its log-mel features, over the card's `postfilter.max_gain_db` (unset: the card's, "
+        "else none; 0: none). See docs/quality.md."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where samplers run: `auto` picks CUDA when available, else CPU."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from models.config import VoiceConfig
+from models.postfilter import postfilter_gain_db
 from models.voices import Voice, load_voice, untrained_voice
 from models.weights import check_temperature
 
@@ -12,24 +13,31 @@ from models.weights import check_temperature
 UNTRAINED_TINY = "untrained-tiny"
 
 
-def resolve_voice(spec: str, temperature: float | None = None) -> Voice:
+def resolve_voice(spec: str, temperature: float | None = None, postfilter_db: float | None = None) -> Voice:
     """A bundled name, a checkpoint / voice-folder path, or ``untrained-tiny``.
 
     Args:
         spec: ``TTS_VOICE``.
         temperature: ``TTS_TEMPERATURE``: if given, it replaces the card's sampling temperature
             (so ``/v1/models`` shows the one the workers use).
+        postfilter_db: ``TTS_POSTFILTER_DB``: if given, it replaces the card's post-filter gain
+            limit (0: no post-filter).
 
     Raises:
         ValueError: unknown name or unreadable checkpoint (with the known names); a
-            temperature out of range.
+            temperature or post-filter limit out of range.
     """
     if spec == UNTRAINED_TINY:
         voice = untrained_voice(VoiceConfig.tiny(), seed=0)
         voice = dataclasses.replace(voice, name=UNTRAINED_TINY, card={**voice.card, "name": UNTRAINED_TINY})
     else:
         voice = load_voice(spec)
-    if temperature is None:
-        return voice
-    sampling = {**voice.card.get("sampling", {}), "temperature": check_temperature(temperature)}
-    return dataclasses.replace(voice, card={**voice.card, "sampling": sampling})
+    card = dict(voice.card)
+    if temperature is not None:
+        card["sampling"] = {**card.get("sampling", {}), "temperature": check_temperature(temperature)}
+    if postfilter_db is not None:
+        limit = postfilter_gain_db(postfilter_db)
+        card.pop("postfilter", None)
+        if limit is not None:
+            card["postfilter"] = {"max_gain_db": limit}
+    return dataclasses.replace(voice, card=card)

@@ -18,6 +18,7 @@ import torch
 
 from models.checkpoint import load_checkpoint
 from models.config import VoiceConfig, config_to_dict
+from models.postfilter import postfilter_gain_db
 from models.subscale_net import build_model
 from models.wavernn import WaveRNN
 from models.weights import check_temperature
@@ -47,6 +48,12 @@ class Voice:
         """The sampling temperature the card asks for (``"sampling": {"temperature": T}``), else 1.0."""
         return card_temperature(self.card)
 
+    @property
+    def postfilter_db(self) -> float | None:
+        """The gain limit of the spectral-envelope post-filter the card asks for
+        (``"postfilter": {"max_gain_db": D}``, :mod:`models.postfilter`), else None (off)."""
+        return card_postfilter(self.card)
+
 
 def read_card(path: Path) -> dict[str, Any]:
     """The voice card at ``path`` as a dict, or ValueError if it is not a JSON object."""
@@ -71,6 +78,24 @@ def card_temperature(card: dict[str, Any]) -> float:
                          f'{{"temperature": 0.6}}, got {sampling!r}')
     try:
         return check_temperature(sampling.get("temperature", 1.0))
+    except ValueError as exc:
+        raise ValueError(f"voice card of {card.get('name')!r}: {exc}") from exc
+
+
+def card_postfilter(card: dict[str, Any]) -> float | None:
+    """The post-filter gain limit (dB) of a voice card; None without a ``postfilter`` entry or at 0 (off).
+
+    Raises:
+        ValueError: a ``postfilter`` entry that is not ``{"max_gain_db": D}`` with D in [0, 60].
+    """
+    entry = card.get("postfilter")
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or "max_gain_db" not in entry:
+        raise ValueError(f"voice card of {card.get('name')!r}: 'postfilter' must be an object such as "
+                         f'{{"max_gain_db": 20}} (0: off), got {entry!r}')
+    try:
+        return postfilter_gain_db(entry["max_gain_db"])
     except ValueError as exc:
         raise ValueError(f"voice card of {card.get('name')!r}: {exc}") from exc
 
@@ -126,5 +151,6 @@ def _load_folder(ckpt: Path, card_path: Path, name: str) -> Voice:
     card: dict[str, Any] = {"name": name, "trained": bool(meta.get("trained", True))}
     if card_path.is_file():
         card.update(read_card(card_path))
-    card_temperature(card)  # a bad sampling entry fails at load, not at the first request
+    card_temperature(card)  # a bad sampling or post-filter entry fails at load, not at the first request
+    card_postfilter(card)
     return Voice(str(card.get("name", name)), model, config, card)

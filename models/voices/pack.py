@@ -15,6 +15,7 @@ from typing import Any
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.config import config_to_dict
+from models.postfilter import postfilter_gain_db
 from models.sparsity import sparsity_report
 from models.weights import check_temperature
 
@@ -62,6 +63,7 @@ def pack_voice(
     quality: dict[str, Any] | None = None,
     speed: dict[str, Any] | None = None,
     temperature: float = 1.0,
+    postfilter_db: float | None = None,
 ) -> Path:
     """Write a bundled voice folder from a training checkpoint.
 
@@ -75,10 +77,13 @@ def pack_voice(
         speed: measured speed (benchmark output), stored as given.
         temperature: the sampling temperature the voice is served at (``"sampling"`` on the
             card; 1.0 = the paper's sampling).
+        postfilter_db: gain limit of the spectral-envelope post-filter the voice is served with
+            (``"postfilter"`` on the card, :mod:`models.postfilter`); None or 0: none.
     Returns:
         the card path.
     """
     temperature = check_temperature(temperature)
+    postfilter_db = postfilter_gain_db(postfilter_db)
     model, voice, meta = load_checkpoint(checkpoint)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,6 +99,7 @@ def pack_voice(
         "lookahead_samples": voice.model.lookahead_samples,
         "sparsity": meta.get("sparsity") or sparsity_report(model),
         "sampling": {"temperature": temperature},
+        **({"postfilter": {"max_gain_db": postfilter_db}} if postfilter_db is not None else {}),
         "training": {
             "steps": meta.get("step"),
             "heldout_bits_per_sample": meta.get("valid"),

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from models.features import validate_features
+from models.postfilter import StreamingPostFilter
 from models.voices import Voice
 from service.engine.devices import (
     check_sampler_device,
@@ -141,8 +142,9 @@ class Engine:
         self._queue.slots = sum(w.max_batch for w in self._workers)
         for worker in self._workers:
             worker.start()
-        log.info("engine started: voice %r (trained=%s), workers %s", voice.name, voice.trained,
-                 [w.name for w in self._workers])
+        post = "off" if voice.postfilter_db is None else f"{voice.postfilter_db:g} dB"
+        log.info("engine started: voice %r (trained=%s, T=%g, post-filter %s), workers %s", voice.name,
+                 voice.trained, voice.temperature, post, [w.name for w in self._workers])
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until :meth:`is_ready` (or ``timeout`` s); returns readiness."""
@@ -197,14 +199,16 @@ class Engine:
         loop = asyncio.get_running_loop()
         features = self._voice.config.features
         unread_s = self.config.max_unread_s
+        post_db = self._voice.postfilter_db
         stream = Stream(request.seed, features.hop_length, time.monotonic() + self.config.request_timeout_s, loop,
-                        max(1, round(unread_s * features.sample_rate)) if unread_s > 0 else None)
+                        max(1, round(unread_s * features.sample_rate)) if unread_s > 0 else None,
+                        StreamingPostFilter(features, post_db) if post_db is not None else None)
         stream.on_cancel = self._on_cancel
         stream.on_release = self._queue.release
         self._queue.put(stream)
         try:
             if first is not None:
-                stream.append(await self._condition(first), final=True)
+                stream.append(await self._condition(first), final=True, mel=first)
             else:
                 assert not isinstance(request.features, np.ndarray)
                 chunks = aiter(request.features)
@@ -213,7 +217,7 @@ class Engine:
                 except StopAsyncIteration:
                     raise ValueError("the input produced no audio features; send non-empty input") from None
                 mel = self._validate(mel, request.max_samples, 0)
-                stream.append(await self._condition(mel), final=False)
+                stream.append(await self._condition(mel), final=False, mel=mel)
                 task = asyncio.create_task(self._feed(stream, chunks, request.max_samples, mel.shape[0]))
                 self._feeders[stream.id] = task
         except BaseException:
@@ -254,7 +258,7 @@ class Engine:
                     return
                 mel = self._validate(mel, max_samples, frames)
                 frames += mel.shape[0]
-                stream.append(await self._condition(mel), final=False)
+                stream.append(await self._condition(mel), final=False, mel=mel)
             stream.finish_input()
         except asyncio.CancelledError:
             raise

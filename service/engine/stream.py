@@ -9,9 +9,15 @@ A :class:`Stream` is shared by three parties:
 
 Blocks cross from the worker thread to the event loop with ``loop.call_soon_threadsafe`` into
 an ``asyncio.Queue``, so the worker never blocks on a slow client and the loop never blocks on
-the worker. Backpressure: a stream holding ``max_unread`` or more generated samples that its
-reader has not taken yet is not :meth:`Stream.ready`, so it sits out of the batch (keeping its
-slot and state) until the reader catches up; taking a block wakes the worker.
+the worker. A stream of a voice served with the spectral-envelope post-filter
+(:mod:`models.postfilter`) holds a :class:`~models.postfilter.StreamingPostFilter`: appended
+chunks bring their log-mel frames as its targets, :meth:`Stream.deliver` passes each block
+through it (the output lags the sampler by less than ``max(win_length, n_fft / 2)`` samples)
+and :meth:`Stream.end` delivers its tail.
+
+Backpressure: a stream holding ``max_unread`` or more generated samples that its reader has not
+taken yet is not :meth:`Stream.ready`, so it sits out of the batch (keeping its slot and state)
+until the reader catches up; taking a block wakes the worker.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from models.audio import float_to_pcm, pcm_to_float
+from models.postfilter import StreamingPostFilter
 from models.samplers.base import SamplerState, UniformSource, conditioning_window, window_frames
 from service.engine.protocol import DeadlineExceededError
 
@@ -45,10 +53,12 @@ class Stream:
         loop: the event loop its reader runs on.
         max_unread: generated samples the reader may leave unread before the stream pauses
             (None: no limit).
+        postfilter: the stream's post-filter (None: the sampler's blocks go out as they are);
+            then every :meth:`append` must bring the chunk's log-mel frames.
     """
 
     def __init__(self, seed: int, hop: int, deadline: float, loop: asyncio.AbstractEventLoop,
-                 max_unread: int | None = None) -> None:
+                 max_unread: int | None = None, postfilter: StreamingPostFilter | None = None) -> None:
         if max_unread is not None and max_unread < 1:
             raise ValueError(f"max_unread must be >= 1 sample or None, got {max_unread}")
         self.id = next(_ids)
@@ -76,10 +86,21 @@ class Stream:
         self.on_cancel: Callable[[Stream], None] = _noop_stream
         self.on_release: Callable[[], None] = _noop  # called once, at the first of end/fail/cancel
         self._released = False
+        self.postfilter = postfilter
+        self._post_lock = threading.Lock()  # targets come from the event loop, samples from the worker
 
     # -- input (event loop) ----------------------------------------------------------
-    def append(self, gates: Tensor, final: bool) -> None:
-        """Add frames (T_k, 3H) of gate conditioning; ``final`` marks the last chunk."""
+    def append(self, gates: Tensor, final: bool, mel: np.ndarray | None = None) -> None:
+        """Add frames (T_k, 3H) of gate conditioning; ``final`` marks the last chunk.
+
+        ``mel`` (T_k, n_mels): the chunk's log-mel frames, the post-filter's targets (required
+        with a post-filter, ignored without).
+        """
+        if self.postfilter is not None:
+            if mel is None or mel.shape[0] != gates.shape[0]:
+                raise ValueError("a post-filtered stream needs each chunk's log-mel frames, one per gate frame")
+            with self._post_lock:
+                self.postfilter.add_target(mel)
         with self._lock:
             self._gates = gates if self._gates is None else torch.cat([self._gates, gates])  # (T, 3H)
             self._cuts.append(int(self._gates.shape[0]))
@@ -167,7 +188,16 @@ class Stream:
             self._loop.call_soon_threadsafe(self.output.put_nowait, item)
 
     def deliver(self, pcm: np.ndarray) -> None:
-        """Queue one int16 PCM block (n,) for the reader."""
+        """Queue one generated int16 PCM block (n,) for the reader (through the post-filter, if any)."""
+        if self.postfilter is not None and not self._closed:
+            with self._post_lock:
+                out = self.postfilter.push(pcm_to_float(pcm))
+            if not out.size:
+                return
+            pcm = float_to_pcm(out)
+        self._queue_block(pcm)
+
+    def _queue_block(self, pcm: np.ndarray) -> None:
         if not self._closed:
             with self._lock:
                 self._unread += len(pcm)
@@ -188,7 +218,12 @@ class Stream:
             return self._unread
 
     def end(self) -> None:
-        """Queue the end of the stream (after every block)."""
+        """Queue the end of the stream (after every block, and the post-filter's tail)."""
+        if self.postfilter is not None and not self._closed:
+            with self._post_lock:
+                tail = self.postfilter.flush()
+            if tail.size:
+                self._queue_block(float_to_pcm(tail))
         with self._lock:
             if self._closed:
                 return

@@ -19,6 +19,7 @@ from service.frontend import TextFrontend
 from service.metrics import Metrics
 from service.settings import Settings
 from service.streaming import AudioEncoder, sse_delta, sse_done
+from service.voices import resolve_voice
 from tests.service.tts_server import NPY_HEADERS, npy, tiny_mel
 
 T = TypeVar("T")
@@ -208,3 +209,26 @@ def test_tts_temperature_is_the_served_voices_and_shown_on_its_card(monkeypatch:
     models, voice = serve(app, body)
     assert models["data"][0]["card"]["sampling"] == {"temperature": 0.7}
     assert voice.temperature == 0.7  # what the workers' samplers are built from
+
+
+def test_tts_postfilter_db_replaces_the_cards_post_filter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TTS_POSTFILTER_DB", "61")
+    with pytest.raises(ValidationError, match="postfilter_db"):
+        Settings()
+    monkeypatch.setenv("TTS_POSTFILTER_DB", "12")
+    assert Settings().postfilter_db == 12.0
+    monkeypatch.delenv("TTS_POSTFILTER_DB")
+    assert Settings().postfilter_db is None  # the card's
+    app = create_app(settings(voice="untrained-tiny", postfilter_db=12), frontend=TextFrontend(enabled=False))
+
+    async def body(c: httpx.AsyncClient) -> tuple[dict[str, Any], Any, int]:
+        assert await app.state.engine.wait_ready(10)
+        r = await c.post("/v1/vocode?response_format=pcm", content=npy(tiny_mel(10)), headers=NPY_HEADERS)
+        return (await c.get("/v1/models")).json(), app.state.engine._voice, len(r.content)
+
+    models, voice, size = serve(app, body)
+    assert models["data"][0]["card"]["postfilter"] == {"max_gain_db": 12.0}
+    assert voice.postfilter_db == 12.0
+    assert size == 10 * 30 * 2  # every sample, the post-filter's tail included
+    off = resolve_voice("untrained-tiny", postfilter_db=0)
+    assert off.postfilter_db is None and "postfilter" not in off.card

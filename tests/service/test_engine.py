@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from models.config import VoiceConfig
+from models.postfilter import envelope_postfilter
 from models.samplers.base import Sampler, SamplerState
 from models.samplers.reference import ReferenceSampler
 from models.vocoder import Vocoder
@@ -112,6 +114,29 @@ def test_chunked_input_does_not_depend_on_when_chunks_arrive(voice: Voice) -> No
     slow, fast = run_engine(voice, body)
     assert slow.shape == (18 * 30,)
     np.testing.assert_array_equal(slow, fast)
+
+
+def test_post_filtered_streams_are_the_post_filtered_engine_output(voice: Voice) -> None:
+    filtered = dataclasses.replace(voice, card={**voice.card, "postfilter": {"max_gain_db": 20}})
+    mel = tiny_mel(12, seed=5)
+    chunks = [tiny_mel(4, seed=1), tiny_mel(6, seed=2), tiny_mel(3, seed=3)]
+
+    async def source() -> AsyncIterator[np.ndarray]:
+        for c in chunks:
+            yield c
+            await asyncio.sleep(0.05)
+
+    async def body(engine: Engine) -> list[np.ndarray]:
+        whole = await engine.submit(SynthesisRequest(mel, seed=0))
+        streams = [whole, await engine.submit(SynthesisRequest(source(), seed=4))]
+        return list(await asyncio.gather(*(collect(s) for s in streams)))
+
+    plain, filtered_out = run_engine(voice, body), run_engine(filtered, body)
+    for i, (target, raw, out) in enumerate(zip([mel, np.concatenate(chunks)], plain, filtered_out, strict=True)):
+        want = envelope_postfilter(raw / 32768.0, target, voice.config.features, 20.0)
+        assert out.shape == raw.shape
+        np.testing.assert_allclose(out / 32767.0, want, atol=2 / 32767, err_msg=f"stream {i}")
+        assert not np.array_equal(out, raw)  # the filter did act
 
 
 class FailingOnce:
