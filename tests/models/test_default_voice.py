@@ -3,14 +3,19 @@ non-silent audio of the right length that follows the loudness of its conditioni
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
+from models.audio import pcm_to_float
 from models.config import VoiceConfig
 from models.features import log_mel
+from models.frontend import FestivalFrontend, features_for
+from models.quality import PocketsphinxRecogniser, wer
 from models.samplers.cpu import CpuSampler
 from models.sparsity import sparsity_report
-from models.vocoder import Vocoder
+from models.vocoder import Vocoder, cpu_vocoder
 from models.voices import DEFAULT_VOICE, VOICES_DIR, Voice, load_voice, untrained_voice
 from models.weights import extract_weights
 
@@ -35,6 +40,7 @@ def test_the_default_voice_is_bundled_trained_and_small(voice: Voice) -> None:
     assert {"nll", "copy", "wer"} <= set(card["quality"])
     # the quality on the card was measured at the temperature the voice is served at
     assert card["quality"].get("temperature", 1.0) == voice.temperature
+    assert card["quality"].get("postfilter_db") == voice.postfilter_db  # and through the post-filter it uses
     # the sparsity on the card is the sparsity of the weights that ship
     measured = sparsity_report(voice.model)
     assert measured["recurrent"] == card["sparsity"]["recurrent"] and measured["heads"] == card["sparsity"]["heads"]
@@ -70,6 +76,20 @@ def test_the_default_voice_gives_audio_that_follows_its_conditioning(voice: Voic
     assert pcm.dtype == np.int16 and pcm.shape == (frames * voice.config.features.hop_length,)
     assert loud > 0.01, f"near-silent output (rms {loud:.4f})"
     assert loud > 4 * quiet, f"the output does not follow the conditioning: rms on {loud:.4f}, off {quiet:.4f}"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pocketsphinx") is None, reason="pip install pocketsphinx")
+@pytest.mark.skipif(not FestivalFrontend().available(), reason="apt-get install festival festvox-us-slt-hts")
+def test_the_default_voice_as_served_is_understood_through_the_text_path(voice: Voice) -> None:
+    """The issue's check, as a user hears it: text -> Festival -> the voice at its card's temperature
+    and post-filter -> pocketsphinx (docs/quality.md section 9)."""
+    text = "It is time to go home now."
+    with FestivalFrontend() as frontend:
+        mel = features_for(frontend.render_text(text), voice.config.features)
+    pcm = cpu_vocoder(voice.model, voice.config, temperature=voice.temperature,
+                      postfilter_db=voice.postfilter_db).vocode(mel, seed=0)
+    hypothesis = PocketsphinxRecogniser()(pcm_to_float(pcm), voice.config.features.sample_rate)
+    assert wer(text, hypothesis) <= 1 / 7, hypothesis  # at most one word of seven
 
 
 def test_an_untrained_voice_does_not_pass_that_check() -> None:
