@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import scipy.sparse
 
 from models.config import FeatureConfig
 from models.features import mel_filterbank
@@ -70,15 +71,20 @@ class _Analysis:
         # bins outside every band take the gain of the nearest covered bin
         nearest = covered[np.abs(np.arange(weight.size)[:, None] - covered[None, :]).argmin(axis=1)]  # (F,)
         self.spread = (self.fb[:, nearest] / weight[nearest]).T  # (F, M): bin gain = spread @ band gains
+        # both matrices are mostly zeros (a band spans a few bins): sparse products, which also keep
+        # the multi-threaded BLAS out of a server's worker threads
+        self._fb_sparse = scipy.sparse.csr_matrix(self.fb)  # (M, F)
+        self._spread_sparse = scipy.sparse.csr_matrix(self.spread)  # (F, M)
         self.log_limit = float(max_gain_db) / 20.0 * np.log(10.0)  # natural-log magnitude ratio
         self.ln_base = 1.0 if cfg.log_base == "e" else np.log(10.0)  # target log -> natural log
 
     def correct(self, frames: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """(k, n_fft) unwindowed frames, (k, M) target log-mels -> (k, n_fft) corrected, windowed frames."""
         spec = np.fft.rfft(frames * self.window, axis=1)  # (k, F)
-        measured = np.log(np.maximum(np.abs(spec) @ self.fb.T, self.cfg.log_floor))  # (k, M)
+        measured = np.log(np.maximum((self._fb_sparse @ np.abs(spec).T).T, self.cfg.log_floor))  # (k, M)
         band_gain = np.exp(np.clip(targets * self.ln_base - measured, -self.log_limit, self.log_limit))  # (k, M)
-        out = np.fft.irfft(spec * (band_gain @ self.spread.T), n=self.cfg.n_fft, axis=1)  # (k, n_fft)
+        bin_gain = (self._spread_sparse @ band_gain.T).T  # (k, F)
+        out = np.fft.irfft(spec * bin_gain, n=self.cfg.n_fft, axis=1)  # (k, n_fft)
         return out * self.window
 
 

@@ -11,9 +11,10 @@ Blocks cross from the worker thread to the event loop with ``loop.call_soon_thre
 an ``asyncio.Queue``, so the worker never blocks on a slow client and the loop never blocks on
 the worker. A stream of a voice served with the spectral-envelope post-filter
 (:mod:`models.postfilter`) holds a :class:`~models.postfilter.StreamingPostFilter`: appended
-chunks bring their log-mel frames as its targets, :meth:`Stream.deliver` passes each block
-through it (the output lags the sampler by less than ``max(win_length, n_fft / 2)`` samples)
-and :meth:`Stream.end` delivers its tail.
+chunks bring their log-mel frames as its targets, and the reader passes each block through it
+on the event loop, then its tail at the end (the output lags the sampler by less than
+``max(win_length, n_fft / 2)`` samples). Filtering on the reader's side keeps it off the
+worker thread, which would otherwise hold every stream of its batch for it.
 
 Backpressure: a stream holding ``max_unread`` or more generated samples that its reader has not
 taken yet is not :meth:`Stream.ready`, so it sits out of the batch (keeping its slot and state)
@@ -188,16 +189,7 @@ class Stream:
             self._loop.call_soon_threadsafe(self.output.put_nowait, item)
 
     def deliver(self, pcm: np.ndarray) -> None:
-        """Queue one generated int16 PCM block (n,) for the reader (through the post-filter, if any)."""
-        if self.postfilter is not None and not self._closed:
-            with self._post_lock:
-                out = self.postfilter.push(pcm_to_float(pcm))
-            if not out.size:
-                return
-            pcm = float_to_pcm(out)
-        self._queue_block(pcm)
-
-    def _queue_block(self, pcm: np.ndarray) -> None:
+        """Queue one generated int16 PCM block (n,) for the reader."""
         if not self._closed:
             with self._lock:
                 self._unread += len(pcm)
@@ -217,13 +209,23 @@ class Stream:
         with self._lock:
             return self._unread
 
+    def filtered(self, pcm: np.ndarray) -> np.ndarray:
+        """A delivered block through the post-filter (the reader calls it): the int16 samples now
+        final, maybe none; ``pcm`` itself without a post-filter."""
+        if self.postfilter is None:
+            return pcm
+        with self._post_lock:
+            return float_to_pcm(self.postfilter.push(pcm_to_float(pcm)))
+
+    def filtered_tail(self) -> np.ndarray:
+        """The post-filter's last int16 samples once the stream ended (empty without one)."""
+        if self.postfilter is None:
+            return np.zeros(0, dtype=np.int16)
+        with self._post_lock:
+            return float_to_pcm(self.postfilter.flush())
+
     def end(self) -> None:
-        """Queue the end of the stream (after every block, and the post-filter's tail)."""
-        if self.postfilter is not None and not self._closed:
-            with self._post_lock:
-                tail = self.postfilter.flush()
-            if tail.size:
-                self._queue_block(float_to_pcm(tail))
+        """Queue the end of the stream (after every block)."""
         with self._lock:
             if self._closed:
                 return
@@ -280,24 +282,30 @@ class StreamReader:
         return self
 
     async def __anext__(self) -> np.ndarray:
-        if self._done:
-            raise StopAsyncIteration
         s = self._stream
-        try:
-            async with asyncio.timeout(max(0.0, s.deadline - time.monotonic())):
-                item = await s.output.get()
-        except TimeoutError:
-            self._done = True
-            s.cancel()
-            raise DeadlineExceededError("request deadline exceeded before the audio was complete") from None
-        if item is _END:
-            self._done = True
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            self._done = True
-            raise item
-        s.taken(len(item))
-        return item
+        while True:
+            if self._done:
+                raise StopAsyncIteration
+            try:
+                async with asyncio.timeout(max(0.0, s.deadline - time.monotonic())):
+                    item = await s.output.get()
+            except TimeoutError:
+                self._done = True
+                s.cancel()
+                raise DeadlineExceededError("request deadline exceeded before the audio was complete") from None
+            if item is _END:
+                self._done = True
+                tail = s.filtered_tail()
+                if tail.size:
+                    return tail
+                raise StopAsyncIteration
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            s.taken(len(item))
+            out = s.filtered(item)
+            if out.size:
+                return out
 
     def cancel(self) -> None:
         """Leave the batch at the next block boundary; iteration stops."""
