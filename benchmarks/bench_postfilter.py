@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
@@ -33,7 +32,7 @@ from models.audio import pcm_to_float, read_audio, resample
 from models.config import FeatureConfig
 from models.features import log_mel, mel_filterbank
 from models.frontend import FestivalFrontend, features_for
-from models.postfilter import StreamingPostFilter, envelope_postfilter
+from models.postfilter import StreamingPostFilter, envelope_postfilter, postfilter_gain_db
 from models.quality import EVERYDAY_SENTENCES, PocketsphinxRecogniser, find_audio, pesq_wb, spread, stoi, word_errors
 from models.vocoder import Vocoder, cpu_vocoder
 from models.voices import load_voice
@@ -92,19 +91,32 @@ def copy_rows(vocoder: Vocoder, cfg: FeatureConfig, files: list, limit: float, g
     return {name: {k: round(v, 3) for k, v in row.items()} for name, row in sums.items()}
 
 
+def limit_list(text: str) -> list[float]:
+    """``--limits``: distinct gain limits in dB, each 0 (none) or in (0, 60]."""
+    try:
+        limits = [float(x) for x in text.split(",")]
+        for x in limits:
+            postfilter_gain_db(x)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    if len(set(limits)) != len(limits):
+        raise argparse.ArgumentTypeError(f"{text!r}: each limit once")
+    return limits
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--voice", default="default", help="bundled voice name or checkpoint/voice-folder path")
     parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the card's)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
-    parser.add_argument("--limits", default="0,10,20,30", help="post-filter gain limits in dB (0: none)")
+    parser.add_argument("--limits", type=limit_list, default="0,10,20,30",
+                        help="distinct post-filter gain limits in dB, comma-separated (0: none)")
     parser.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations of the baseline")
     parser.add_argument("--real", nargs="*", default=[], help="recordings (files or folders) for copy-synthesis")
     parser.add_argument("--max-utterances", type=int, default=10, help="recordings used, spread over the list")
     parser.add_argument("--max-seconds", type=float, default=4.0, help="first seconds of each recording")
     args = parser.parse_args()
-    limits = [float(x) for x in args.limits.split(",")]
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    limits: list[float] = args.limits
     torch.set_num_threads(1)
     voice = load_voice(args.voice)
     cfg = voice.config.features

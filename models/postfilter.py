@@ -49,7 +49,10 @@ def postfilter_gain_db(value: object) -> float | None:
     """A requested post-filter setting: None or 0 means off (None); else a valid ``max_gain_db``."""
     if value is None or (not isinstance(value, bool) and isinstance(value, (int, float)) and value == 0):
         return None
-    return check_max_gain_db(value)
+    try:
+        return check_max_gain_db(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; 0 turns the post-filter off") from None
 
 
 class _Analysis:
@@ -175,6 +178,8 @@ class StreamingPostFilter:
         rows = np.asarray(mel, dtype=np.float64)
         if rows.ndim != 2 or rows.shape[1] != self.cfg.n_mels:
             raise ValueError(f"target frames must have shape (T, {self.cfg.n_mels}), got {rows.shape}")
+        if not np.all(np.isfinite(rows)):
+            raise ValueError("target frames hold NaN or inf values; pass finite log-mel features")
         self._targets.append(rows)
         self._target_rows += rows.shape[0]
 

@@ -87,8 +87,7 @@ class Stream:
         self.on_cancel: Callable[[Stream], None] = _noop_stream
         self.on_release: Callable[[], None] = _noop  # called once, at the first of end/fail/cancel
         self._released = False
-        self.postfilter = postfilter
-        self._post_lock = threading.Lock()  # targets come from the event loop, samples from the worker
+        self.postfilter = postfilter  # fed and read on the event loop only (append, the reader)
 
     # -- input (event loop) ----------------------------------------------------------
     def append(self, gates: Tensor, final: bool, mel: np.ndarray | None = None) -> None:
@@ -100,8 +99,7 @@ class Stream:
         if self.postfilter is not None:
             if mel is None or mel.shape[0] != gates.shape[0]:
                 raise ValueError("a post-filtered stream needs each chunk's log-mel frames, one per gate frame")
-            with self._post_lock:
-                self.postfilter.add_target(mel)
+            self.postfilter.add_target(mel)
         with self._lock:
             self._gates = gates if self._gates is None else torch.cat([self._gates, gates])  # (T, 3H)
             self._cuts.append(int(self._gates.shape[0]))
@@ -214,15 +212,13 @@ class Stream:
         final, maybe none; ``pcm`` itself without a post-filter."""
         if self.postfilter is None:
             return pcm
-        with self._post_lock:
-            return float_to_pcm(self.postfilter.push(pcm_to_float(pcm)))
+        return float_to_pcm(self.postfilter.push(pcm_to_float(pcm)))
 
     def filtered_tail(self) -> np.ndarray:
         """The post-filter's last int16 samples once the stream ended (empty without one)."""
         if self.postfilter is None:
             return np.zeros(0, dtype=np.int16)
-        with self._post_lock:
-            return float_to_pcm(self.postfilter.flush())
+        return float_to_pcm(self.postfilter.flush())
 
     def end(self) -> None:
         """Queue the end of the stream (after every block)."""
