@@ -266,21 +266,24 @@ def stoi(reference: np.ndarray, output: np.ndarray, sample_rate: int, extended: 
 class PocketsphinxRecogniser:
     """English speech -> text with pocketsphinx 5 and its bundled US English model.
 
-    Audio is resampled to 16 kHz 16-bit mono, as the model wants. Not thread-safe.
+    Audio is resampled to 16 kHz 16-bit mono, as the model wants. Each call is judged alone, by
+    a fresh decoder (about 0.5 s to load): a pocketsphinx decoder carries its cepstral-mean and
+    noise statistics from one utterance to the next, so reusing one made a hypothesis depend on
+    what was recognised before it (a WER that changed with the order of the sentences).
     """
 
     def __init__(self) -> None:
-        pocketsphinx = require_package("pocketsphinx", "pocketsphinx")
-        self._decoder = pocketsphinx.Decoder(loglevel="FATAL")
+        self._pocketsphinx = require_package("pocketsphinx", "pocketsphinx")
 
     def __call__(self, audio: np.ndarray, sample_rate: int) -> str:
         x = np.asarray(audio)
         x = pcm_to_float(x) if x.dtype == np.int16 else x.astype(np.float32)
         pcm = float_to_pcm(resample(x, sample_rate, METRIC_RATE)).astype("<i2")  # (n16,)
-        self._decoder.start_utt()
-        self._decoder.process_raw(pcm.tobytes(), full_utt=True)
-        self._decoder.end_utt()
-        hyp = self._decoder.hyp()
+        decoder = self._pocketsphinx.Decoder(loglevel="FATAL")
+        decoder.start_utt()
+        decoder.process_raw(pcm.tobytes(), full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
         return str(hyp.hypstr) if hyp is not None else ""
 
 

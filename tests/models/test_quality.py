@@ -222,3 +222,18 @@ def test_pocketsphinx_recognises_festival_speech() -> None:
         rendering = frontend.render_text(text)
     hypothesis = quality.PocketsphinxRecogniser()(rendering.audio, rendering.sample_rate)
     assert wer(text, hypothesis) <= 0.34, hypothesis
+
+
+@pytest.mark.skipif(not HAVE_POCKETSPHINX, reason="pip install pocketsphinx")
+@pytest.mark.skipif(not FestivalFrontend().available(), reason="apt-get install festival festvox-us-slt-hts")
+def test_pocketsphinx_judges_each_utterance_alone() -> None:
+    """What was recognised before must not change the words heard: a reused decoder carried its
+    cepstral-mean and noise statistics over, and loud noise first turned this into other words."""
+    with FestivalFrontend() as frontend:
+        rendering = frontend.render_text("It is time to go home now.")
+    rng = np.random.default_rng(0)
+    noisy = (rendering.audio + 0.05 * rng.standard_normal(rendering.audio.shape)).astype(np.float32)
+    alone = quality.PocketsphinxRecogniser()(noisy, rendering.sample_rate)
+    recognise = quality.PocketsphinxRecogniser()
+    recognise((0.3 * rng.standard_normal(2 * rendering.sample_rate)).astype(np.float32), rendering.sample_rate)
+    assert recognise(noisy, rendering.sample_rate) == alone
