@@ -91,12 +91,36 @@ def envelope_error(vocoder: Vocoder, mel: np.ndarray, block: int, seed: int) -> 
     return {"mean_abs": round(float(np.abs(d).mean()), 3), "bias": round(float(d.mean()), 3)}
 
 
-def float_list(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x.strip()]
+def temperature_list(text: str) -> list[float]:
+    """``--fine-temperatures``: comma-separated sampling temperatures (may be empty)."""
+    try:
+        return [check_temperature(float(x)) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
-def int_list(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
+def int_list(text: str, minimum: int) -> list[int]:
+    """Comma-separated integers, each >= ``minimum``."""
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated whole numbers, e.g. 0,1,2") from None
+    if any(v < minimum for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: each value must be >= {minimum}")
+    return values
+
+
+def seed_list(text: str) -> list[int]:
+    """``--seeds``: at least one seed."""
+    seeds = int_list(text, 0)
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed, e.g. 0,1,2")
+    return seeds
+
+
+def reset_list(text: str) -> list[int]:
+    """``--resets``: state-reset intervals in samples (may be empty)."""
+    return int_list(text, 1)
 
 
 def main() -> None:
@@ -110,15 +134,19 @@ def main() -> None:
                         help="recording whose copy-synthesis gives the envelope error")
     parser.add_argument("--max-seconds", type=float, default=3.75, help="first seconds of --wav")
     parser.add_argument("--temperature", type=float, default=None, help="coarse temperature (default: the card's)")
-    parser.add_argument("--fine-temperatures", type=float_list, default="0.3,0.05",
+    parser.add_argument("--fine-temperatures", type=temperature_list, default="0.3,0.05",
                         help="fine-head temperatures to try besides --temperature")
-    parser.add_argument("--resets", type=int_list, default="1200", help="state-reset intervals (samples) to try")
-    parser.add_argument("--seeds", type=int_list, default="0,1,2", help="sampling seeds of the WER runs")
+    parser.add_argument("--resets", type=reset_list, default="1200", help="state-reset intervals (samples) to try")
+    parser.add_argument("--seeds", type=seed_list, default="0,1,2", help="sampling seeds of the WER runs")
     args = parser.parse_args()
     torch.set_num_threads(1)
     voice = load_voice(args.voice)
     model, cfg = voice.model, voice.config.features
     tc = voice.temperature if args.temperature is None else args.temperature
+    try:
+        check_temperature(tc)
+    except ValueError as exc:
+        parser.error(f"--temperature: {exc}")
 
     utterances = load_prepared(args.data, "valid", cfg)
     conditioning = conditioning_nll(model, SegmentDataset(utterances, voice.config.model, args.seq_frames),
@@ -127,7 +155,7 @@ def main() -> None:
 
     variants: list[tuple[str, float, int]] = [("baseline", tc, 0)]
     variants += [(f"fine_t{tf:g}", tf, 0) for tf in args.fine_temperatures if tf != tc]
-    variants += [(f"reset_{r}", tc, r) for r in args.resets if r > 0]
+    variants += [(f"reset_{r}", tc, r) for r in args.resets]
     x, rate = read_audio(args.wav)
     copy_mel = log_mel(resample(x, rate, cfg.sample_rate)[: round(args.max_seconds * cfg.sample_rate)], cfg)
     frontend = FestivalFrontend()
