@@ -36,8 +36,8 @@ from models.audio import pcm_to_float, read_audio, resample
 from models.data import SegmentDataset, conditioned_batch, load_prepared
 from models.evaluate import class_nll
 from models.features import log_mel
-from models.frontend import FestivalFrontend, features_for
-from models.quality import EVERYDAY_SENTENCES, PocketsphinxRecogniser, word_errors
+from models.frontend import FestivalFrontend
+from models.quality import intelligibility
 from models.samplers.base import Sampler, SamplerState
 from models.samplers.cpu import CpuSampler
 from models.vocoder import Vocoder
@@ -91,12 +91,17 @@ def envelope_error(vocoder: Vocoder, mel: np.ndarray, block: int, seed: int) -> 
     return {"mean_abs": round(float(np.abs(d).mean()), 3), "bias": round(float(d.mean()), 3)}
 
 
-def temperature_list(text: str) -> list[float]:
-    """``--fine-temperatures``: comma-separated sampling temperatures (may be empty)."""
+def temperature(text: str) -> float:
+    """``--temperature``: one sampling temperature in the accepted range."""
     try:
-        return [check_temperature(float(x)) for x in text.split(",") if x.strip()]
+        return check_temperature(float(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
+def temperature_list(text: str) -> list[float]:
+    """``--fine-temperatures``: comma-separated sampling temperatures (may be empty)."""
+    return [temperature(x) for x in text.split(",") if x.strip()]
 
 
 def int_list(text: str, minimum: int) -> list[int]:
@@ -118,6 +123,23 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
+def positive_int(text: str) -> int:
+    values = int_list(text, 1)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: one whole number >= 1")
+    return values[0]
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of seconds > 0")
+    return value
+
+
 def reset_list(text: str) -> list[int]:
     """``--resets``: state-reset intervals in samples (may be empty)."""
     return int_list(text, 1)
@@ -128,25 +150,31 @@ def main() -> None:
     parser.add_argument("--voice", default="default", help="bundled voice name or checkpoint/voice-folder path")
     parser.add_argument("--data", default="data/cache/synthetic_1500_seed0/prepared",
                         help="prepared corpus whose valid split the conditioning check scores")
-    parser.add_argument("--segments", type=int, default=128, help="held-out segments of the conditioning check")
-    parser.add_argument("--seq-frames", type=int, default=16, help="frames per held-out segment")
+    parser.add_argument("--segments", type=positive_int, default=128,
+                        help="held-out segments of the conditioning check")
+    parser.add_argument("--seq-frames", type=positive_int, default=16, help="frames per held-out segment")
     parser.add_argument("--wav", default="../shared/real-speech/vctk_autovc/p225/p225_003.wav",
                         help="recording whose copy-synthesis gives the envelope error")
-    parser.add_argument("--max-seconds", type=float, default=3.75, help="first seconds of --wav")
-    parser.add_argument("--temperature", type=float, default=None, help="coarse temperature (default: the card's)")
+    parser.add_argument("--max-seconds", type=positive_float, default=3.75, help="first seconds of --wav")
+    parser.add_argument("--temperature", type=temperature, default=None,
+                        help="coarse temperature (default: the card's)")
     parser.add_argument("--fine-temperatures", type=temperature_list, default="0.3,0.05",
                         help="fine-head temperatures to try besides --temperature")
     parser.add_argument("--resets", type=reset_list, default="1200", help="state-reset intervals (samples) to try")
     parser.add_argument("--seeds", type=seed_list, default="0,1,2", help="sampling seeds of the WER runs")
     args = parser.parse_args()
+    try:
+        run(args)
+    except (ValueError, OSError) as exc:  # an unknown voice, a missing corpus or recording
+        sys.exit(f"error: {exc}")
+
+
+def run(args: argparse.Namespace) -> None:
+    """The three checks of the module docstring; prints the JSON line."""
     torch.set_num_threads(1)
     voice = load_voice(args.voice)
     model, cfg = voice.model, voice.config.features
     tc = voice.temperature if args.temperature is None else args.temperature
-    try:
-        check_temperature(tc)
-    except ValueError as exc:
-        parser.error(f"--temperature: {exc}")
 
     utterances = load_prepared(args.data, "valid", cfg)
     conditioning = conditioning_nll(model, SegmentDataset(utterances, voice.config.model, args.seq_frames),
@@ -161,31 +189,28 @@ def main() -> None:
     frontend = FestivalFrontend()
     if not frontend.available():
         sys.exit("needs Festival: apt-get install festival festvox-us-slt-hts")
-    recognise = PocketsphinxRecogniser()
-    sentences = [(text, features_for(frontend.render_text(text), cfg)) for text in EVERYDAY_SENTENCES]
-    frontend.close()
     rows: dict[str, Any] = {}
-    for name, tf, reset in variants:
-        sampler: Sampler = CpuSampler(head_temperatures(model, tc, tf))
-        if reset:
-            sampler = ResetSampler(sampler)
-        vocoder = Vocoder(model, voice.config, sampler)
-        block = reset or 2400
-        row: dict[str, Any] = {"fine_temperature": tf, "reset_every": reset,
-                               "envelope": envelope_error(vocoder, copy_mel, block, args.seeds[0])}
-        wers = []
-        words = 0
-        for seed in args.seeds:
-            errors = words = 0
-            for text, mel in sentences:
-                pcm = vocoder.vocode(mel, seed=seed, block_samples=block)
-                e, w = word_errors(text, recognise(pcm_to_float(pcm), cfg.sample_rate))
-                errors, words = errors + e, words + w
-            wers.append(round(100.0 * errors / words, 1))
-        row["wer_percent"] = wers
-        row["wer_mean_percent"] = round(float(np.mean(wers)), 1)
-        rows[name] = row
-        print(f"{name} {row}", file=sys.stderr, flush=True)
+    words = 0
+    try:
+        for name, tf, reset in variants:
+            sampler: Sampler = CpuSampler(head_temperatures(model, tc, tf))
+            if reset:
+                sampler = ResetSampler(sampler)
+            block = reset or 2400
+            row: dict[str, Any] = {"fine_temperature": tf, "reset_every": reset, "envelope": envelope_error(
+                Vocoder(model, voice.config, sampler), copy_mel, block, args.seeds[0])}
+            wers = []
+            for seed in args.seeds:
+                result = intelligibility(model, voice.config, frontend, seed=seed, sampler=sampler,
+                                         block_samples=block)
+                wers.append(round(100.0 * result["wer"], 1))
+                words = result["words"]
+            row["wer_percent"] = wers
+            row["wer_mean_percent"] = round(float(np.mean(wers)), 1)
+            rows[name] = row
+            print(f"{name} {row}", file=sys.stderr, flush=True)
+    finally:
+        frontend.close()
     print(json.dumps({"voice": voice.name, "step": voice.card.get("training", {}).get("steps"),
                       "coarse_temperature": tc, "seeds": args.seeds, "words_per_seed": words,
                       "conditioning_nll": conditioning, "variants": rows}))

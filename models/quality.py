@@ -425,6 +425,7 @@ def intelligibility(
     postfilter_db: float | None = None,
     recognise: Recogniser | None = None,
     audio_dir: str | Path | None = None,
+    block_samples: int = 2400,
 ) -> dict[str, Any]:
     """Word error rate of sentences spoken through the text path, beside the frontend's own.
 
@@ -442,6 +443,7 @@ def intelligibility(
         postfilter_db: gain limit of the spectral-envelope post-filter (None: none).
         recognise: default: a :class:`PocketsphinxRecogniser`.
         audio_dir: if given, write each vocoded sentence there as ``<index>.wav``.
+        block_samples: samples per sampler call (the vocoder's block size).
     Returns:
         ``{"wer", "frontend_wer", "words", "sentences": [{"text", "reference",
         "hypothesis", "errors", "frontend_hypothesis", "frontend_errors"}...]}``.
@@ -454,7 +456,7 @@ def intelligibility(
     rows: list[dict[str, Any]] = []
     for i, text in enumerate(sentences):
         rendering = frontend.render_text(text)
-        pcm = vocoder.vocode(features_for(rendering, voice.features), seed=seed)
+        pcm = vocoder.vocode(features_for(rendering, voice.features), seed=seed, block_samples=block_samples)
         if audio_dir is not None:
             Path(audio_dir).mkdir(parents=True, exist_ok=True)
             write_wav(Path(audio_dir) / f"{i:03d}.wav", pcm, rate)

@@ -27,7 +27,9 @@ from models.quality import (
     wer,
     word_errors,
 )
+from models.samplers.cpu import CpuSampler
 from models.voices import untrained_voice
+from models.weights import extract_weights
 
 CFG = FeatureConfig()
 SR = CFG.sample_rate
@@ -196,6 +198,23 @@ def test_intelligibility_pools_word_errors_over_sentences(tmp_path: Path) -> Non
     assert result["wer"] == pytest.approx(3 / 6) and result["frontend_wer"] == 0.0
     assert [s["errors"] for s in result["sentences"]] == [0, 3]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["000.wav", "001.wav"]
+
+
+def test_intelligibility_samples_in_blocks_of_the_size_asked() -> None:
+    voice = untrained_voice(TINY)
+    sizes: list[int] = []
+    inner = CpuSampler(extract_weights(voice.model))
+
+    class Spy:
+        hidden_size, hop_length = inner.hidden_size, inner.hop_length
+
+        def generate(self, state, cond, uniforms):  # type: ignore[no-untyped-def]
+            sizes.append(int(uniforms.shape[1]))
+            return inner.generate(state, cond, uniforms)
+
+    quality.intelligibility(voice.model, TINY, _FakeFrontend(), ["The cat sat."], sampler=Spy(),  # type: ignore[arg-type]
+                            recognise=lambda audio, rate: "", block_samples=1000)
+    assert len(sizes) > 1 and set(sizes[:-1]) == {1000} and 0 < sizes[-1] <= 1000, sizes
 
 
 @pytest.mark.skipif(not (HAVE_PESQ and HAVE_PYSTOI), reason="pip install pesq pystoi")
