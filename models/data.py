@@ -33,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,35 @@ from models.features import log_mel
 from models.wavernn import WaveRNN, upsample_frames
 
 log = logging.getLogger(__name__)
+
+
+class Progress:
+    """Log ``label: i/n (rate/s, about S s left)`` about ten times over a long loop.
+
+    Preparing a corpus (rendering 1,500 sentences with Festival, decoding and computing
+    log-mels) takes minutes; this says how far it got. Only work actually done counts toward
+    the rate: reused (cached) items are counted but do not shorten the estimate.
+    """
+
+    def __init__(self, label: str, total: int, *, clock: Any = time.monotonic, reports: int = 10) -> None:
+        self.label, self.total, self.clock = label, total, clock
+        self.every = max(1, -(-total // reports))  # ceil(total / reports)
+        self.start = clock()
+        self.done = self.worked = 0
+
+    def step(self, worked: bool = True) -> None:
+        """One item finished; ``worked`` is False for an item reused from the cache."""
+        self.done += 1
+        self.worked += int(worked)
+        if self.done % self.every and self.done != self.total:
+            return
+        elapsed = self.clock() - self.start
+        if self.worked == 0:
+            log.info("%s: %d/%d (all reused so far)", self.label, self.done, self.total)
+            return
+        rate = self.worked / max(elapsed, 1e-9)
+        left = (self.total - self.done) / rate
+        log.info("%s: %d/%d (%.1f/s, about %.0f s left)", self.label, self.done, self.total, rate, left)
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 MANIFEST = "manifest.json"
@@ -259,7 +289,9 @@ def prepare(
     entries: list[dict[str, Any]] = []
     skipped: list[tuple[str, str]] = []
     reused = 0
+    progress = Progress(f"preparing {out}", len(corpus))
     for utt in corpus:
+        reused_before = reused
         try:
             key = _source_key(utt.path) if utt.path.is_file() else None
             if key is None:
@@ -280,8 +312,10 @@ def prepare(
                                  "(prepare(skip_bad=True), train config \"skip_bad_audio\": true)") from exc
             log.warning("skipping %s: %s", utt.path, exc)
             skipped.append((str(utt.path), str(exc)))
+            progress.step()
             continue
         entries.append(entry)
+        progress.step(worked=reused == reused_before)
     if not entries:
         raise ValueError(f"all {len(corpus)} files of the corpus were unreadable (first: {skipped[0][1]})")
     valid = split_indices(len(entries), seed, valid_fraction, valid_count)
@@ -609,6 +643,7 @@ def synthetic_corpus(
     speeds = rng.uniform(speed_range[0], speed_range[1], size=n_utterances)
     pitches = rng.uniform(pitch_range[0], pitch_range[1], size=n_utterances)
     items: list[Utterance] = []
+    progress = Progress(f"rendering {n_utterances} sentences with Festival into {out}", n_utterances)
     for i, text in enumerate(synthetic_sentences(n_utterances, seed)):
         wav, meta = out / f"syn_{i:05d}.wav", out / f"syn_{i:05d}.json"
         record: dict[str, Any] = {"text": text, "speed": round(float(speeds[i]), 3),
@@ -626,6 +661,9 @@ def synthetic_corpus(
             tmp = meta.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
             tmp.replace(meta)
+            progress.step()
+        else:
+            progress.step(worked=False)
         items.append(Utterance(wav.stem, wav, text))
     return items
 

@@ -16,6 +16,7 @@ import torch
 from models.audio import float_to_pcm, join_pcm, write_wav
 from models.config import VoiceConfig, WaveRNNConfig
 from models.data import (
+    Progress,
     SegmentDataset,
     UtteranceData,
     _file_sha1,
@@ -263,6 +264,37 @@ def test_synthetic_corpus_varies_speed_and_pitch_and_reuses(tmp_path: Path) -> N
     assert [u.text for u in corpus] == synthetic_sentences(3, seed=4)
     synthetic_corpus(tmp_path / "syn", 3, seed=4, frontend=fe)
     assert len(fe.calls) == 6  # cached: nothing rendered again
+
+
+def test_prepare_reports_progress(audio_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="models.data")
+    prepare(folder_corpus(audio_dir), VOICE.features, tmp_path / "prep", valid_count=1, seed=3)
+    counts = [r.getMessage().split(": ")[1].split(" ")[0] for r in caplog.records
+              if r.getMessage().startswith(f"preparing {tmp_path / 'prep'}")]
+    assert counts == ["1/3", "2/3", "3/3"]
+
+
+def test_synthetic_corpus_reports_progress(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="models.data")
+    synthetic_corpus(tmp_path / "syn", 20, seed=1, frontend=_FakeFrontend())
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rendering 20 sentences")]
+    assert [line.split(": ")[1].split(" ")[0] for line in lines] == [f"{i}/20" for i in range(2, 21, 2)]
+    assert "left)" in lines[0]
+    caplog.clear()
+    synthetic_corpus(tmp_path / "syn", 20, seed=1, frontend=_FakeFrontend())
+    assert any("20/20 (all reused so far)" in r.getMessage() for r in caplog.records)
+
+
+def test_progress_rate_and_time_left_count_only_work_done(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="models.data")
+    now = [0.0]
+    progress = Progress("job", 8, clock=lambda: now[0], reports=4)
+    for i in range(8):
+        now[0] += 0.0 if i < 2 else 0.5  # two reused items cost nothing, six each take 0.5 s
+        progress.step(worked=i >= 2)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["job: 2/8 (all reused so far)", "job: 4/8 (2.0/s, about 2 s left)",
+                        "job: 6/8 (2.0/s, about 1 s left)", "job: 8/8 (2.0/s, about 0 s left)"]
 
 
 def test_synthetic_corpus_renders_with_festival(tmp_path: Path) -> None:
