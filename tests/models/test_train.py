@@ -91,15 +91,17 @@ def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_oth
         assert cfg.steps > 0 and voice.model.n_mels == voice.features.n_mels, path
     # a checkpoint resumes only under a config of the same voice: the phases of the default
     # voice's run (and its lent-GPU config) must all describe one voice
-    phases = ("cpu384", "cpu384_sparse", "cpu384_sparse_40k", "cpu384_gpu")
+    phases = ("cpu384", "cpu384_sparse", "cpu384_sparse_40k", "cpu384_sparse_64k", "cpu384_gpu")
     voices = {name: load_run_config(REPO / "configs" / f"{name}.json")[0] for name in phases}
     assert all(v == voices["cpu384"] for v in voices.values())
-    sparse, longer, gpu = (load_run_config(REPO / "configs" / f"{n}.json")[1] for n in phases[1:])
+    sparse, longer, longest, gpu = (load_run_config(REPO / "configs" / f"{n}.json")[1] for n in phases[1:])
     # the lent-GPU config is the current phase with only the device and threads changed
-    assert dataclasses.replace(gpu, device=longer.device, num_threads=longer.num_threads) == longer
-    assert longer.steps > sparse.steps and lr_at(longer, sparse.steps) > lr_at(sparse, sparse.steps - 1)
-    assert (longer.prune_target, longer.prune_t0, longer.prune_steps) == (
-        sparse.prune_target, sparse.prune_t0, sparse.prune_steps)
+    assert dataclasses.replace(gpu, device=longest.device, num_threads=longest.num_threads) == longest
+    # each later phase continues the one before on a longer cosine whose rate restarts higher
+    for before, after in ((sparse, longer), (longer, longest)):
+        assert after.steps > before.steps and lr_at(after, before.steps) > lr_at(before, before.steps - 1)
+        assert (after.prune_target, after.prune_t0, after.prune_steps) == (
+            before.prune_target, before.prune_t0, before.prune_steps)
 
 
 def test_lr_schedule() -> None:
