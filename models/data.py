@@ -60,6 +60,8 @@ class Progress:
     """
 
     def __init__(self, label: str, total: int, *, clock: Any = time.monotonic, reports: int = 10) -> None:
+        if total < 0 or reports < 1:
+            raise ValueError(f"Progress needs total >= 0 and reports >= 1, got total {total}, reports {reports}")
         self.label, self.total, self.clock = label, total, clock
         self.every = max(1, -(-total // reports))  # ceil(total / reports)
         self.start = clock()

@@ -295,6 +295,8 @@ def test_progress_rate_and_time_left_count_only_work_done(caplog: pytest.LogCapt
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["job: 2/8 (all reused so far)", "job: 4/8 (2.0/s, about 2 s left)",
                         "job: 6/8 (2.0/s, about 1 s left)", "job: 8/8 (2.0/s, about 0 s left)"]
+    with pytest.raises(ValueError, match="reports >= 1"):
+        Progress("job", 8, reports=0)
 
 
 def test_synthetic_corpus_renders_with_festival(tmp_path: Path) -> None:
