@@ -91,14 +91,16 @@ def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_oth
         assert cfg.steps > 0 and voice.model.n_mels == voice.features.n_mels, path
     # a checkpoint resumes only under a config of the same voice: the phases of the default
     # voice's run (and its lent-GPU config) must all describe one voice
-    phases = ("cpu384", "cpu384_sparse", "cpu384_sparse_40k", "cpu384_sparse_64k", "cpu384_gpu")
+    phases = ("cpu384", "cpu384_sparse", "cpu384_sparse_40k", "cpu384_sparse_64k",
+              "cpu384_sparse_96k", "cpu384_gpu")
     voices = {name: load_run_config(REPO / "configs" / f"{name}.json")[0] for name in phases}
     assert all(v == voices["cpu384"] for v in voices.values())
-    sparse, longer, longest, gpu = (load_run_config(REPO / "configs" / f"{n}.json")[1] for n in phases[1:])
+    *sparse_phases, gpu = (load_run_config(REPO / "configs" / f"{n}.json")[1] for n in phases[1:])
+    current = sparse_phases[-1]
     # the lent-GPU config is the current phase with only the device and threads changed
-    assert dataclasses.replace(gpu, device=longest.device, num_threads=longest.num_threads) == longest
+    assert dataclasses.replace(gpu, device=current.device, num_threads=current.num_threads) == current
     # each later phase continues the one before on a longer cosine whose rate restarts higher
-    for before, after in ((sparse, longer), (longer, longest)):
+    for before, after in zip(sparse_phases, sparse_phases[1:]):
         assert after.steps > before.steps and lr_at(after, before.steps) > lr_at(before, before.steps - 1)
         assert (after.prune_target, after.prune_t0, after.prune_steps) == (
             before.prune_target, before.prune_t0, before.prune_steps)
