@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import itertools
 import json
 import math
 from pathlib import Path
@@ -100,7 +101,7 @@ def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_oth
     # the lent-GPU config is the current phase with only the device and threads changed
     assert dataclasses.replace(gpu, device=current.device, num_threads=current.num_threads) == current
     # each later phase continues the one before on a longer cosine whose rate restarts higher
-    for before, after in zip(sparse_phases, sparse_phases[1:]):
+    for before, after in itertools.pairwise(sparse_phases):
         assert after.steps > before.steps and lr_at(after, before.steps) > lr_at(before, before.steps - 1)
         assert (after.prune_target, after.prune_t0, after.prune_steps) == (
             before.prune_target, before.prune_t0, before.prune_steps)
