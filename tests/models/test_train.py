@@ -93,7 +93,7 @@ def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_oth
     # a checkpoint resumes only under a config of the same voice: the phases of the default
     # voice's run (and its lent-GPU config) must all describe one voice
     phases = ("cpu384", "cpu384_sparse", "cpu384_sparse_40k", "cpu384_sparse_64k",
-              "cpu384_sparse_96k", "cpu384_gpu")
+              "cpu384_sparse_96k", "cpu384_sparse_128k", "cpu384_gpu")
     voices = {name: load_run_config(REPO / "configs" / f"{name}.json")[0] for name in phases}
     assert all(v == voices["cpu384"] for v in voices.values())
     *sparse_phases, gpu = (load_run_config(REPO / "configs" / f"{n}.json")[1] for n in phases[1:])
