@@ -79,7 +79,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str
     proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
                             cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 120
+    end = time.monotonic() + args.ready_timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise SystemExit(f"the server exited with status {proc.returncode}")
@@ -90,7 +90,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str
             pass
         time.sleep(0.2)
     proc.terminate()
-    raise SystemExit("the server did not become ready within 120 s")
+    raise SystemExit(f"the server did not become ready within {args.ready_timeout:g} s (--ready-timeout)")
 
 
 def features(n_mels: int, hop: int, seconds: float, seed: int) -> np.ndarray:
@@ -188,6 +188,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=1.0, help="audio seconds per request")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per level")
     p.add_argument("--no-reference", action="store_true", help="skip the in-process reference row")
+    p.add_argument("--ready-timeout", type=float, default=120.0,
+                   help="seconds to wait for the started server's warm-up (a GPU's first kernel builds take longer)")
     p.add_argument("--text", help="speak this text through /v1/audio/speech instead of vocoding --seconds of "
                                   "features (needs Festival)")
     args = p.parse_args()

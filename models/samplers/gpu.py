@@ -160,11 +160,14 @@ class GpuSampler:
         sparse: hold R packed (only the columns each row slot keeps) on the register-resident
             path (batches up to ``FMA_MAX_BATCH``): ``auto`` does when that keeps at most half
             the columns (a pruned voice), ``never`` always holds it dense.
+        num_warps: warps per program of the persistent launch.
+        block_k: K chunk of the tl.dot path (batches over ``FMA_MAX_BATCH``); None picks
+            :func:`dot_block_k`.
     """
 
     def __init__(self, weights: InferenceWeights, device: torch.device | str = "cuda", mode: str = "persistent",
                  max_programs: int | None = None, dot_precision: str = "tf32x3", max_spins: int = MAX_SPINS,
-                 sparse: str = "auto") -> None:
+                 sparse: str = "auto", num_warps: int = 8, block_k: int | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.device = torch.device(device)
@@ -183,8 +186,14 @@ class GpuSampler:
             raise ValueError(f"dot_precision must be tf32x3, tf32 or ieee, got {dot_precision!r}")
         if max_spins < 1:
             raise ValueError(f"max_spins must be >= 1, got {max_spins}")
+        if num_warps not in (1, 2, 4, 8, 16, 32):
+            raise ValueError(f"num_warps must be a power of two from 1 to 32, got {num_warps}")
+        if block_k is not None and (block_k < 16 or block_k & (block_k - 1)):
+            raise ValueError(f"block_k must be a power of two >= 16 (or None for the default), got {block_k}")
         self.mode = mode
         self.max_spins = int(max_spins)
+        self.num_warps = int(num_warps)  # of the persistent launch (the phased fallback uses 4)
+        self.block_k = block_k  # K chunk of the tl.dot path (None: dot_block_k)
         self.dot_precision = dot_precision
         self.max_programs = int(max_programs or self.multiprocessors)
         if mode == "persistent" and self.max_programs > self.multiprocessors:
@@ -247,7 +256,8 @@ class GpuSampler:
                 w["O3"], w["O3_bias"], w["O4"], w["O4_bias"], cond_d, base, uni, prev, h_buf, scratch, lc, lf,
                 out_c, out_f, counter, flag, b, n, self.hop_length, int(cond_d.shape[1]), h, self.head_hidden)
         meta = {"UC": part.units, "UO": part.head_rows, "HP": _pow2(h), "HALFP": _pow2(h // 2), "BB": bb,
-                "BK": dot_block_k(h, bb), "DOT": dot, "DOT_PRECISION": self.dot_precision,
+                "BK": min(self.block_k, _pow2(h // 2)) if self.block_k else dot_block_k(h, bb),
+                "DOT": dot, "DOT_PRECISION": self.dot_precision,
                 "SB": min(bb, SAMPLE_ROWS)}
         grid = (part.programs,)
         sparse_r = self.packed is not None and not dot
@@ -256,7 +266,8 @@ class GpuSampler:
         rs = self.packed.values if self.packed is not None else w["R"]
         rcols = self.packed.cols if self.packed is not None else counter
         if self.mode == "persistent":
-            wavernn_block_kernel[grid](*args, 0, 0, self.max_spins, rs, rcols, PERSISTENT=True, num_warps=8, **meta)
+            wavernn_block_kernel[grid](*args, 0, 0, self.max_spins, rs, rcols, PERSISTENT=True,
+                                       num_warps=self.num_warps, **meta)
             if int(flag.item()):  # a barrier gave up: not every program was resident
                 logger.warning("GPU sampler: a grid barrier timed out (%d programs not all resident on %s); "
                                "rerunning in phased mode from now on", grid[0], dev)

@@ -28,6 +28,10 @@ from models.samplers.gpu_subscale import context_tasks
 from models.samplers.persistent import wavernn_block_kernel
 from models.samplers.persistent_subscale import subscale_block_kernel
 
+# The grid barrier's release arrive in PTX: ``red`` where the atomic's result is unused (Triton 3.9)
+# or ``atom`` (Triton 3.6, as on the lent H100); either orders the phase's writes before the arrive.
+RELEASE_ADD_PTX = re.compile(r"\b(red|atom)\.global\.gpu\.release\.add\.u32\b")
+
 _FP16 = {"R_ptr", "O1_ptr", "O2_ptr", "O3_ptr", "O4_ptr", "Rs_ptr"}
 _I32 = {"base_ptr", "prev_ptr", "out_c_ptr", "out_f_ptr", "counter_ptr", "flag_ptr", "Rcols_ptr", "cbuf_ptr",
         "fbuf_ptr"}

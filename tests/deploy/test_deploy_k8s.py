@@ -180,7 +180,7 @@ def test_gpu_overlay_changes_only_what_it_should() -> None:
     env = lambda objs: {e["name"]: e for e in by_kind(objs, "Deployment")["spec"]["template"]["spec"]  # noqa: E731
                         ["containers"][0]["env"]}
     assert set(env(base)) == set(env(gpu)), "env entries merge by name"
-    assert by_kind(gpu, "HorizontalPodAutoscaler")["spec"]["metrics"][1]["pods"]["target"]["averageValue"] == "12"
+    assert by_kind(gpu, "HorizontalPodAutoscaler")["spec"]["metrics"][1]["pods"]["target"]["averageValue"] == "3"
 
 
 def test_alert_rules_are_the_same_in_compose_and_kubernetes() -> None:

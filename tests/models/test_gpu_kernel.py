@@ -24,6 +24,7 @@ pytest.importorskip("triton")
 from models.config import WaveRNNConfig  # noqa: E402
 from models.samplers.base import SamplerState, conditioning_window, stack_windows  # noqa: E402
 from models.samplers.gpu import GpuSampler, half_weights, plan_partition  # noqa: E402
+from models.samplers.gpu_build import RELEASE_ADD_PTX  # noqa: E402
 from models.samplers.reference import ReferenceSampler  # noqa: E402
 from models.wavernn import WaveRNN  # noqa: E402
 from models.weights import InferenceWeights, extract_weights  # noqa: E402
@@ -148,6 +149,10 @@ def test_bad_arguments_are_clear_errors() -> None:
         GpuSampler(weights, DEVICE, mode="fast")
     with pytest.raises(ValueError, match="dot_precision"):
         GpuSampler(weights, DEVICE, mode=MODE, dot_precision="bf16")
+    with pytest.raises(ValueError, match="num_warps"):
+        GpuSampler(weights, DEVICE, mode=MODE, num_warps=6)
+    with pytest.raises(ValueError, match="block_k"):
+        GpuSampler(weights, DEVICE, mode=MODE, block_k=48)
     if not CUDA:
         with pytest.raises(ValueError, match="phased"):
             GpuSampler(weights, "cpu", mode="persistent")
@@ -174,7 +179,7 @@ def test_persistent_kernel_compiles_for_hopper() -> None:
         assert report["target"] == "sm_90" and report["registers"] > 0 and report["meta"]["DOT"] is dot
         assert report["meta"]["SPARSE_R"] is sparse
         barrier = report["barrier_ptx"]
-        assert "red.global.gpu.release.add.u32" in barrier and "ld.global.gpu.acquire" in barrier
+        assert RELEASE_ADD_PTX.search(barrier) and "ld.global.gpu.acquire" in barrier
 
 
 # -- full size, on a GPU only ----------------------------------------------------------------

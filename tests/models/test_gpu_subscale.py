@@ -21,8 +21,9 @@ if not CUDA:
     os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported: it reads this once
 pytest.importorskip("triton")
 
-from models.config import SubscaleConfig, VoiceConfig  # noqa: E402
+from models.config import FeatureConfig, SubscaleConfig, VoiceConfig  # noqa: E402
 from models.samplers.base import UniformSource  # noqa: E402
+from models.samplers.gpu_build import RELEASE_ADD_PTX  # noqa: E402
 from models.samplers.gpu_subscale import GpuSubscaleSampler, context_tasks, half_subscale_weights  # noqa: E402
 from models.samplers.subscale import (  # noqa: E402
     SubscaleReferenceSampler,
@@ -109,14 +110,15 @@ def test_persistent_subscale_kernel_compiles_for_hopper() -> None:
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["target"] == "sm_90" and report["registers"] > 0 and report["meta"]["DOT"] is True
     barrier = report["barrier_ptx"]
-    assert "red.global.gpu.release.add.u32" in barrier and "ld.global.gpu.acquire" in barrier
+    assert RELEASE_ADD_PTX.search(barrier) and "ld.global.gpu.acquire" in barrier
 
 
 # -- full size, on a GPU only ----------------------------------------------------------------
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (the persistent launch cannot run in the interpreter)")
 def test_full_size_persistent_subscale_on_gpu() -> None:
     """WaveRNN-896, B = 16, F = 8: the persistent launch agrees with the reference on most samples."""
-    base = dataclasses.replace(BASE, model=dataclasses.replace(BASE.model, hidden_size=896, hop_length=300))
+    base = dataclasses.replace(BASE, features=dataclasses.replace(FeatureConfig(), n_mels=8),
+                               model=dataclasses.replace(BASE.model, hidden_size=896, hop_length=300))
     sub = SubscaleConfig(factor=16, horizon=8, past=8, context_channels=64)
     weights, gates, uniforms = _setup(sub, frames=8, seed=1, base=base)
     want = generate_utterance(SubscaleReferenceSampler(weights), gates, uniforms)
