@@ -8,7 +8,7 @@
 # and prints one JSON line last: the checkpoint, its step, the last validation and training
 # records (samples/s included).
 #
-#   CKPT=checkpoints/cpu384/step_00101983.pt SHARD=data/shards/shard_000.npz bash benchmarks/gpu_train.sh
+#   CKPT=checkpoints/cpu384/step_00114334.pt SHARD=data/shards/shard_000.npz bash benchmarks/gpu_train.sh
 #
 # Inputs (environment): CKPT, the checkpoint to resume, and SHARD, a shard file from
 # `wavernn-tts pack-shards` (both carried, or tracked); MINUTES of training (default 8: start-up,
@@ -23,7 +23,7 @@ fail() { echo "gpu_train.sh: $*" >&2; exit 2; }
 MINUTES=${MINUTES:-8}
 CONFIG=${CONFIG:-configs/cpu384_gpu.json}
 [ -n "${OUT:-}" ] || fail "OUT is not set: name the folder that comes back (OUT=/tmp/out bash $0)"
-[ -n "${CKPT:-}" ] || fail "CKPT is not set: the checkpoint to resume (carry it), e.g. CKPT=checkpoints/cpu384/step_00101983.pt"
+[ -n "${CKPT:-}" ] || fail "CKPT is not set: the checkpoint to resume (carry it), e.g. CKPT=checkpoints/cpu384/step_00114334.pt"
 [ -n "${SHARD:-}" ] || fail "SHARD is not set: a shard file (carry it), e.g. SHARD=data/shards/shard_000.npz"
 [ -f "$CKPT" ] || fail "checkpoint $CKPT does not exist here: carry it with the call (carry: [\"$CKPT\"])"
 [ -f "$SHARD" ] || fail "shard $SHARD does not exist here: pack shards (wavernn-tts pack-shards) and carry one"

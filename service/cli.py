@@ -132,7 +132,7 @@ def _cmd_pack_voice(args: argparse.Namespace) -> int:
 
     card = pack_voice(args.checkpoint, args.output, args.name, description=args.description,
                       reproduce=args.reproduce, quality=read_json(args.quality), speed=read_json(args.speed),
-                      temperature=args.temperature, postfilter_db=args.postfilter_db)
+                      temperature=args.temperature, postfilter_db=args.postfilter_db, data=args.data)
     print(f"wrote {card.parent / 'model.pt'} and {card}")
     return 0
 
@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--postfilter-db", type=float, default=0.0,
                    help="gain limit (dB, up to 60) of the spectral-envelope post-filter the voice is served "
                         "with (default 0: none; docs/quality.md)")
+    p.add_argument("--data", nargs="+", metavar="SPEC",
+                   help="data specs the voice was trained on, for the card's licences (default: the checkpoint's, "
+                        "which name only its last run's data, e.g. a shard after a GPU piece)")
     p.set_defaults(func=_cmd_pack_voice)
 
     from models.shards import DEFAULT_SHARD_MB

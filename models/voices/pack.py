@@ -64,6 +64,7 @@ def pack_voice(
     speed: dict[str, Any] | None = None,
     temperature: float = 1.0,
     postfilter_db: float | None = None,
+    data: list[str] | None = None,
 ) -> Path:
     """Write a bundled voice folder from a training checkpoint.
 
@@ -79,6 +80,9 @@ def pack_voice(
             card; 1.0 = the paper's sampling).
         postfilter_db: gain limit of the spectral-envelope post-filter the voice is served with
             (``"postfilter"`` on the card, :mod:`models.postfilter`); None or 0: none.
+        data: the data specs the voice was trained on, for the card's licences and attribution;
+            None takes the checkpoint's, which name only its last run's data (a shard file when
+            that run was a GPU piece on shards, docs/training.md).
     Returns:
         the card path.
     """
@@ -103,7 +107,7 @@ def pack_voice(
         "training": {
             "steps": meta.get("step"),
             "heldout_bits_per_sample": meta.get("valid"),
-            "data": describe_data(list(meta.get("data", []))),
+            "data": describe_data(list(data) if data else list(meta.get("data", []))),
             "reproduce": reproduce,
         },
     }

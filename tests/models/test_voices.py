@@ -38,6 +38,19 @@ def test_pack_then_load_a_voice_folder(tmp_path: Path, tiny_voice: VoiceConfig) 
         assert torch.equal(a, b), k
 
 
+def test_pack_names_the_data_given_over_a_shard_checkpoint(tmp_path: Path, tiny_voice: VoiceConfig) -> None:
+    """A checkpoint whose last piece ran on a GPU shard names only the shard: --data gives the corpora."""
+    ckpt = tmp_path / "gpu.pt"
+    shard = ["data/shards/shard_001.npz"]
+    save_checkpoint(ckpt, WaveRNN(tiny_voice.model), tiny_voice, meta={"step": 9, "data": shard})
+    shard_card = json.loads(pack_voice(ckpt, tmp_path / "a", "a", description="d", reproduce="r").read_text())
+    assert [d["licence"] for d in shard_card["training"]["data"]] == ["unknown: see the data's own terms"]
+    card = json.loads(pack_voice(ckpt, tmp_path / "b", "b", description="d", reproduce="r",
+                                 data=["synthetic:1500", "/x/librispeech_train_clean"]).read_text())
+    assert [d["spec"] for d in card["training"]["data"]] == ["synthetic:1500", "/x/librispeech_train_clean"]
+    assert all("unknown" not in d["licence"] for d in card["training"]["data"])
+
+
 def test_untrained_voice_is_deterministic_and_labelled(tiny_voice: VoiceConfig) -> None:
     a, b = untrained_voice(tiny_voice, seed=5), untrained_voice(tiny_voice, seed=5)
     assert not a.trained and a.card["trained"] is False
