@@ -398,7 +398,11 @@ def _resident_tiles(R_ptr, O1_ptr, O2_ptr, O3_ptr, O4_ptr, Rs_ptr, Rcols_ptr, pi
     return w_r, r_cols, w_o1, w_o2, w_o3, w_o4
 
 
-@triton.jit
+# Run-time sizes that change from call to call (batch, block length, conditioning frames, the
+# phased mode's step and phase) are not specialised on: Triton would otherwise compile a new variant
+# when one of them becomes 1 or a multiple of 16 (a batch of 16 after warm-up ran 5), a compile of
+# seconds in the middle of serving. Sizes fixed per voice (hop, H) keep their specialisation.
+@triton.jit(do_not_specialize=["B", "n", "F", "step", "phase"])
 def wavernn_block_kernel(
     R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
     O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,

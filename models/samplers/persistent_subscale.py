@@ -226,7 +226,7 @@ def _phase(phase, g, g0, pid, nprog, w_r, w_o1, w_o2, w_o3, w_o4,
         _draw_fine(g, g0, pid, lf_ptr, uni_ptr, fbuf_ptr, NB, FH, T, PAST, WIDTH, BB, SB)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["g0", "g1", "T", "frames", "step", "phase"])  # as wavernn_block_kernel's
 def subscale_block_kernel(
     R_ptr, R_bias_ptr, I_prev_ptr, I_coarse_ptr,
     O1_ptr, O1_bias_ptr, O2_ptr, O2_bias_ptr, O3_ptr, O3_bias_ptr, O4_ptr, O4_bias_ptr,

@@ -213,3 +213,28 @@ def test_a_barrier_that_gives_up_falls_back_to_phased_mode_with_the_same_samples
     pcm, _ = sampler.generate(state, cond, uniforms)
     assert sampler.mode in ("persistent", "phased")
     assert (pcm.cpu() == pcm_ref).all(dim=1).float().mean() >= 0.5
+
+
+@gpu
+def test_warm_up_covers_every_batch_size_up_to_the_maximum() -> None:
+    """After one call per compiled tile (what the service's warm-up runs), every batch size from 1 to
+    64 runs without compiling again (a compile takes seconds; a call here takes milliseconds). A size
+    no other test uses (H = 40) keeps Triton's on-disk cache from hiding a recompile."""
+    import time
+
+    n, hop, hidden = 8, 30, 40
+    weights, _, _, _ = _setup(4, hidden, 1, n, 0, hop)
+    sampler = GpuSampler(weights, "cuda", mode="persistent")
+
+    def call(batch: int) -> float:
+        _, gates, state, uniforms = _setup(4, hidden, batch, n, 0, hop)
+        cond = _window(gates, state, n, hop)
+        start = time.perf_counter()
+        sampler.generate(state, cond, uniforms)
+        torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    for batch in sampler.warm_batches(64):
+        call(batch)
+    slow = {b: round(t, 2) for b in range(1, 65) if (t := call(b)) > 1.0}
+    assert not slow, f"batch sizes that compiled again after warm-up (seconds): {slow}"
