@@ -50,9 +50,10 @@ log = logging.getLogger(__name__)
 SHARDS_FORMAT = "wavernn-tts-shards"
 SHARD_FORMAT = "wavernn-tts-shard"
 SHARDS_VERSION = 1
-#: Default shard size in MiB: the device's 64 MiB holds the working tree (11.5 MiB), a
-#: WaveRNN-384 checkpoint with its Adam state (10.3 MiB) and one shard, with 2 MiB to spare.
-DEFAULT_SHARD_MB = 40.0
+#: Default shard size in MiB: the device's 64 MiB holds the working tree (about 22 MiB in
+#: 2026-11, the tracked checkpoint included), a carried WaveRNN-384 checkpoint with its Adam state
+#: (10.9 MiB) and one shard, with a few MiB to spare for the tree's growth.
+DEFAULT_SHARD_MB = 28.0
 MIB = 1 << 20
 #: Bytes of zip and .npy headers per shard member, an upper bound (measured: under 300).
 _MEMBER_OVERHEAD = 512

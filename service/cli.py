@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="shard folder (new, empty, or an earlier shard folder)")
     p.add_argument("--shard-mb", type=float, default=DEFAULT_SHARD_MB,
                    help=f"most MiB per shard file (default {DEFAULT_SHARD_MB:g}: fits the device's 64 MiB with the "
-                        "working tree and a WaveRNN-384 checkpoint)")
+                        "working tree and a carried WaveRNN-384 checkpoint)")
     p.add_argument("--seed", type=int, default=0, help="seeds how training utterances are dealt to shards")
     p.set_defaults(func=_cmd_pack_shards)
 
