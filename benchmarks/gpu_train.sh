@@ -14,21 +14,11 @@
 # `wavernn-tts pack-shards` (both carried, or tracked); MINUTES of training (default 8: start-up,
 # preparing the shard, the last validation and the copy fit in the rest of a 10-minute call);
 # CONFIG (default configs/cpu384_gpu.json); OUT, the folder that comes back.
-set -euo pipefail
-export PYTHONUNBUFFERED=1
-cd "$(dirname "$0")/.."
-export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
-
-fail() { echo "gpu_train.sh: $*" >&2; exit 2; }
-MINUTES=${MINUTES:-8}
+source "$(dirname "$0")/gpu_common.sh"
 CONFIG=${CONFIG:-configs/cpu384_gpu.json}
-[ -n "${OUT:-}" ] || fail "OUT is not set: name the folder that comes back (OUT=/tmp/out bash $0)"
 [ -n "${CKPT:-}" ] || fail "CKPT is not set: the checkpoint to resume (carry it), e.g. CKPT=checkpoints/cpu384/step_00114334.pt"
-[ -n "${SHARD:-}" ] || fail "SHARD is not set: a shard file (carry it), e.g. SHARD=data/shards/shard_000.npz"
 [ -f "$CKPT" ] || fail "checkpoint $CKPT does not exist here: carry it with the call (carry: [\"$CKPT\"])"
-[ -f "$SHARD" ] || fail "shard $SHARD does not exist here: pack shards (wavernn-tts pack-shards) and carry one"
 [ -f "$CONFIG" ] || fail "config $CONFIG does not exist"
-[[ "$MINUTES" =~ ^[0-9]+([.][0-9]+)?$ ]] || fail "MINUTES=$MINUTES is not a number of minutes"
 mkdir -p "$OUT"
 
 if command -v nvidia-smi >/dev/null 2>&1; then

@@ -19,7 +19,9 @@ import argparse
 import json
 import logging
 import math
+import sys
 import tempfile
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -262,3 +264,16 @@ def _run_metrics(args: argparse.Namespace, metrics: list[str], frontend: Festiva
         except FrontendUnavailable as exc:
             raise ValueError(f"the wer metric needs the text frontend: {exc}") from exc
     return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m models.evaluate``: ``wavernn-tts eval`` without the service package (e.g. on a bare GPU machine)."""
+    from models.entry import module_main
+
+    return module_main("python -m models.evaluate", "evaluate a voice (docs/quality.md)", add_arguments, run, argv)
+
+
+if __name__ == "__main__":
+    from models.evaluate import main as _main  # the module proper, not a second copy named __main__
+
+    sys.exit(_main())

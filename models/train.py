@@ -625,17 +625,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m models.train``: ``wavernn-tts train`` without the service package (e.g. on a bare GPU machine)."""
-    parser = argparse.ArgumentParser(prog="python -m models.train", description="train a voice (docs/training.md)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    from models.entry import module_main
+
+    return module_main("python -m models.train", "train a voice (docs/training.md)", add_arguments, run, argv)
 
 
 if __name__ == "__main__":

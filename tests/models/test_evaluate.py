@@ -67,6 +67,12 @@ def test_run_says_what_each_metric_needs(checkpoint: Path) -> None:
         evaluate.run(_args(["--checkpoint", str(checkpoint), "--metrics", "copy"]))
 
 
+def test_module_entry_point_turns_bad_input_into_exit_2(checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m models.evaluate`` (used on a bare GPU machine): the message on stderr, exit 2, no traceback."""
+    assert evaluate.main(["--checkpoint", str(checkpoint), "--metrics", "nll"]) == 2
+    assert "needs --data" in capsys.readouterr().err
+
+
 def test_eval_end_to_end_on_a_tiny_checkpoint(checkpoint: Path, real_dir: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     metrics = ["nll"] + (["copy"] if HAVE_COPY else []) + (["wer"] if HAVE_WER else [])
