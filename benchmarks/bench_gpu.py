@@ -68,6 +68,14 @@ def inputs(hidden: int, batch: int, n: int, hop: int) -> tuple[SamplerState, tor
     return state, cond, uniforms
 
 
+def cuda_missing(script: str) -> bool:
+    """True (after printing the ``{"error": ...}`` JSON line) when no CUDA device is visible."""
+    if torch.cuda.is_available():
+        return False
+    print(json.dumps({"error": f"no CUDA device: {script} measures the fused kernels on a GPU"}))
+    return True
+
+
 def time_call(fn: Any, repeats: int) -> float:
     """Median seconds of ``fn()`` over ``repeats`` runs, CUDA events around each."""
     times = []
@@ -146,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--graph-steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print(json.dumps({"error": "no CUDA device: bench_gpu.py measures the fused kernel on a GPU"}))
+    if cuda_missing("bench_gpu.py"):
         return 2
     from models.samplers.gpu import GpuSampler, half_weights
 

@@ -31,7 +31,7 @@ from models.subscale import total_steps
 from models.subscale_net import SubscaleWaveRNN
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gpu import time_call  # CUDA-event timing shared with bench_gpu.py
+from bench_gpu import cuda_missing, time_call  # CUDA-event timing shared with bench_gpu.py
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.frames < 2 or args.repeats < 1:
         parser.error("--frames must be >= 2 and --repeats >= 1")
-    if not torch.cuda.is_available():
-        print(json.dumps({"error": "no CUDA device: bench_gpu_subscale.py measures the fused kernels on a GPU"}))
+    if cuda_missing("bench_gpu_subscale.py"):
         return 2
     from models.samplers.gpu import GpuSampler
     from models.samplers.gpu_subscale import GpuSubscaleSampler

@@ -193,6 +193,8 @@ def main() -> None:
     p.add_argument("--text", help="speak this text through /v1/audio/speech instead of vocoding --seconds of "
                                   "features (needs Festival)")
     args = p.parse_args()
+    if not args.ready_timeout > 0:
+        p.error("--ready-timeout must be a positive number of seconds")
 
     proc = None
     url = args.url

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gpu import barrier_cost, inputs, make_weights, time_call  # shared with bench_gpu.py
+from bench_gpu import barrier_cost, cuda_missing, inputs, make_weights, time_call  # shared with bench_gpu.py
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=6000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print(json.dumps({"error": "no CUDA device: gpu_sweep.py measures the fused kernel on a GPU"}))
+    if args.samples < 1 or args.repeats < 1 or min(args.batches) < 1 or min(args.programs) < 0:
+        parser.error("--samples, --repeats and --batches must be >= 1, --programs >= 0 (0: every multiprocessor)")
+    if cuda_missing("gpu_sweep.py"):
         return 2
     from models.samplers.gpu import FMA_MAX_BATCH, GpuSampler, half_weights
 
