@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from models.atomic import atomic_path
 from models.config import VoiceConfig, config_from_dict, config_to_dict
 from models.subscale_net import SubscaleWaveRNN, build_model
 from models.wavernn import WaveRNN
@@ -54,9 +55,8 @@ def save_checkpoint(
     }
     if train_state is not None:
         blob["train_state"] = train_state
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -32,7 +32,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from models.atomic import atomic_path, write_text_atomic
 from models.audio import float_to_pcm, load_audio, split_pcm
 from models.config import FeatureConfig, WaveRNNConfig, config_to_dict
 from models.features import log_mel
@@ -331,9 +331,7 @@ def prepare(
         "utterances": entries,
         "skipped": [{"path": p, "reason": r} for p, r in skipped],
     }
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    tmp.replace(out / MANIFEST)
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=1))
     if skipped:
         log.warning("prepared %d utterances in %s, skipped %d unreadable files", len(entries), out, len(skipped))
     n_valid = int(valid.sum())
@@ -345,10 +343,8 @@ def _write_utterance(utt: Utterance, cfg: FeatureConfig, out: Path, source: str)
     pcm = float_to_pcm(audio)
     mel = log_mel(np.clip(audio, -1.0, 1.0), cfg)  # (T, n_mels)
     name = f"utt/{hashlib.sha1(source.encode()).hexdigest()[:16]}.npz"  # stable per source file
-    tmp = out / (name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(out / name) as tmp, open(tmp, "wb") as f:
         np.savez(f, pcm=pcm, mel=mel)
-    os.replace(tmp, out / name)
     return {"file": name, "n_samples": int(pcm.shape[0]), "n_frames": int(mel.shape[0])}
 
 
@@ -660,9 +656,7 @@ def synthetic_corpus(
                 record["pitch_applied"] = 1.0
             write_wav(wav, float_to_pcm(np.asarray(rendering.audio, dtype=np.float32)))
             record["segments"] = [_as_dict(s) for s in rendering.segments]
-            tmp = meta.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-            tmp.replace(meta)
+            write_text_atomic(meta, json.dumps(record, indent=1))
             progress.step()
         else:
             progress.step(worked=False)

@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import zipfile
 import zlib
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from models.atomic import atomic_path, write_text_atomic
 from models.audio import pcm_to_float
 from models.config import FeatureConfig, config_to_dict
 from models.data import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, read_manifest
@@ -206,10 +206,8 @@ def _write_shard(path: Path, utts: Sequence[_Packed], header: bytes) -> str:
     """Write one shard atomically; returns its SHA-256."""
     arrays = {"header": np.frombuffer(header, dtype=np.uint8)}
     arrays.update({f"u{i:05d}": np.frombuffer(u.blob, dtype=np.uint8) for i, u in enumerate(utts)})
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]
-    os.replace(tmp, path)
     return _sha256(path)
 
 
@@ -288,9 +286,7 @@ def pack_shards(
     manifest = {"format": SHARDS_FORMAT, "version": SHARDS_VERSION, "codec": CODEC, "features": features,
                 "seed": seed, "shard_mb": shard_mb, "sources": sources, "valid": "copied into every shard",
                 "shards": records}
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    tmp.replace(out / MANIFEST)
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=1))
     n_valid = sum(u.split == "valid" for u in packed)
     return PackReport(out, infos, sources, raw, sum(len(u.blob) for u in packed), len(packed) - n_valid, n_valid)
 
@@ -446,17 +442,14 @@ def prepare_shards(spec: str | Path, feature_cfg: FeatureConfig, cache_dir: str 
             mel = log_mel(pcm_to_float(pcm), feature_cfg)  # (T, n_mels)
             key = f"{rec['source']}/{rec['id']}"
             name = f"utt/{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"  # stable per utterance
-            with open(target / (name + ".tmp"), "wb") as f:
+            with atomic_path(target / name) as tmp, open(tmp, "wb") as f:
                 np.savez(f, pcm=pcm, mel=mel)
-            os.replace(target / (name + ".tmp"), target / name)
             entries.append({"id": rec["id"], "text": rec["text"], "split": rec["split"], "file": name,
                             "source": key, "shard": path.name,
                             "n_samples": int(pcm.shape[0]), "n_frames": int(mel.shape[0])})
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "features": features,
                 "split": {"from": "shards"}, "from_shards": origin, "utterances": entries, "skipped": []}
-    tmp = target / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    tmp.replace(target / MANIFEST)
+    write_text_atomic(target / MANIFEST, json.dumps(manifest, indent=1))
     n_valid = sum(e["split"] == "valid" for e in entries)
     log.info("prepared %s -> %s: %d train, %d valid", spec, target, len(entries) - n_valid, n_valid)
     return target

@@ -16,7 +16,10 @@ on CPU.
 ``wavernn-tts train --config C.json --data SPEC... --out RUN_DIR [--resume auto]``, or
 ``python -m models.train`` with the same arguments (no service package needed). With
 ``--max-minutes M`` a run stops early, validated and checkpointed, after the first step that
-ends past M minutes, so that it fits a time-limited machine and resumes exactly later.
+ends past M minutes, so that it fits a time-limited machine and resumes exactly later. SIGINT
+(Ctrl-C) or SIGTERM stops it the same way after the current step (checkpointed, not validated:
+a terminated container has seconds), and the command exits 128 + the signal's number; a second
+signal stops it at once.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import logging
 import math
 import random
+import signal
 import sys
 import time
 import tomllib
@@ -44,6 +48,7 @@ from models.config import VoiceConfig, config_from_dict, config_to_dict
 from models.data import SegmentDataset, UtteranceData, conditioned_batch, load_prepared, resolve_data
 from models.evaluate import class_nll, heldout_nll
 from models.sparsity import PruneConfig, Pruner, sparsity_report
+from models.stop import StopSignals
 from models.subscale_net import build_model
 from models.wavernn import WaveRNN
 
@@ -371,6 +376,7 @@ class TrainResult:
     step: int
     valid: dict[str, float] | None
     checkpoint: Path
+    stopped: str | None = None  # why it ended before cfg.steps: "time", or a signal's name ("SIGTERM")
 
 
 def train(
@@ -398,6 +404,9 @@ def train(
         max_minutes: stop after the first step that ends more than this many minutes of wall
             time after the call began (data set-up and validation included): validate, save a
             checkpoint and return. Not part of ``cfg``: resuming the checkpoint is exact.
+
+    Called from the main thread, a SIGINT or SIGTERM during training stops it after the current
+    step with a checkpoint (``stopped`` is the signal's name); a second one stops it at once.
     """
     started = time.perf_counter()
     if max_minutes is not None and not max_minutes >= 0.0:
@@ -415,15 +424,16 @@ def train(
         torch.set_num_threads(cfg.num_threads)
     try:
         deadline = None if max_minutes is None else started + 60.0 * max_minutes
-        return _train(voice, cfg, train_utts, valid_utts, run, device, resume, dict(meta or {}), ProgressBar(progress),
-                      deadline)
+        with StopSignals() as stop:
+            return _train(voice, cfg, train_utts, valid_utts, run, device, resume, dict(meta or {}),
+                          ProgressBar(progress), deadline, stop)
     finally:
         torch.set_num_threads(old_threads)
 
 
 def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceData],
            valid_utts: Sequence[UtteranceData], run: Path, device: torch.device, resume: str | Path | None,
-           meta: dict[str, Any], bar: ProgressBar, deadline: float | None) -> TrainResult:
+           meta: dict[str, Any], bar: ProgressBar, deadline: float | None, stop: StopSignals) -> TrainResult:
     train_set = SegmentDataset(train_utts, voice.model, cfg.seq_frames)
     valid_set = SegmentDataset(valid_utts, voice.model, cfg.valid_seq_frames) if valid_utts else None
     if valid_set is None:
@@ -493,6 +503,7 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
     if step == 0:
         last_valid = validate()
     checkpoint: Path | None = None
+    stopped: str | None = None
     acc = {"loss": 0.0, "coarse": 0.0, "fine": 0.0, "grad_norm": 0.0, "n": 0, "time": 0.0}
     model.train()
     while step < cfg.steps:
@@ -528,9 +539,12 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
             last_valid = validate()
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             checkpoint = save()
-        on_time = deadline is not None and step < cfg.steps and time.perf_counter() > deadline
-        if on_time:
-            if step % cfg.validate_every:
+        if step < cfg.steps and stop.received is not None:
+            stopped = stop.received.name
+        elif deadline is not None and step < cfg.steps and time.perf_counter() > deadline:
+            stopped = "time"
+        if stopped is not None:
+            if step % cfg.validate_every and stopped == "time":  # a signalled run may have seconds left
                 last_valid = validate()
             if step % cfg.checkpoint_every:
                 checkpoint = save()
@@ -553,14 +567,16 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
             acc = dict.fromkeys(acc, 0.0)
         else:
             bar.update(text)
-        if on_time:
+        if stopped is not None:
             bar.close()
-            log.info("stopped on time at step %d of %d: %s", step, cfg.steps, checkpoint)
+            how = "on time" if stopped == "time" else f"by {stopped}"
+            log.info("stopped %s at step %d of %d: %s (continue with --resume that file)", how, step, cfg.steps,
+                     checkpoint)
             break
     bar.close()
     if checkpoint is None:  # resumed at or beyond cfg.steps: nothing trained, record the state here
         checkpoint = save()
-    return TrainResult(model, step, last_valid, checkpoint)
+    return TrainResult(model, step, last_valid, checkpoint, stopped)
 
 
 # -- command line --------------------------------------------------------------------------
@@ -620,6 +636,8 @@ def run(args: argparse.Namespace) -> int:
     result = train(voice, cfg, train_utts, valid_utts, out, resume=resume, meta={"data": data},
                    max_minutes=getattr(args, "max_minutes", None))
     log.info("finished at step %d: %s (valid %s)", result.step, result.checkpoint, result.valid)
+    if result.stopped is not None and result.stopped != "time":
+        return 128 + int(signal.Signals[result.stopped])  # as if the signal had ended it, but checkpointed
     return 0
 
 

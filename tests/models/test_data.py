@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -313,3 +314,15 @@ def test_synthetic_corpus_renders_with_festival(tmp_path: Path) -> None:
         assert meta["text"] == u.text and 0.85 <= meta["speed"] <= 1.2 and meta["segments"]
         assert sf.info(str(u.path)).samplerate == 24000
     assert folder_corpus(tmp_path / "syn")[0].text == corpus[0].text
+
+
+def test_concurrent_preparations_of_one_cache_agree(audio_dir: Path, tmp_path: Path) -> None:
+    # Two trainings started side by side on one --cache prepare it at the same time.
+    out = tmp_path / "out"
+    with ThreadPoolExecutor(4) as pool:
+        reports = list(pool.map(lambda _: prepare(folder_corpus(audio_dir), VOICE.features, out, valid_count=1),
+                                range(4)))
+    assert all(r.n_train == 2 and r.n_valid == 1 for r in reports)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["utterances"]) == 3
+    assert not [p for p in out.rglob("*.tmp")]

@@ -8,6 +8,11 @@ import io
 import itertools
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +223,62 @@ def test_max_minutes_stops_on_time_and_resumes_exactly(prepared: Path, tmp_path:
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="max_minutes"):
         train(VOICE, cfg, train_utts, valid_utts, tmp_path / "c", max_minutes=-1.0)
+
+
+class _SignalAt(io.StringIO):
+    """A progress stream that sends ``sig`` to this process the first time the bar shows ``text``."""
+
+    def __init__(self, sig: signal.Signals, text: str) -> None:
+        super().__init__()
+        self.sig, self.text, self.sent = sig, text, False
+
+    def write(self, s: str) -> int:
+        if not self.sent and self.text in s:
+            self.sent = True
+            os.kill(os.getpid(), self.sig)
+        return super().write(s)
+
+
+def test_a_signal_stops_after_the_step_with_a_checkpoint_and_resumes_exactly(
+        prepared: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Ctrl-C (or SIGTERM) loses no work: the run checkpoints the step it was in and returns."""
+    cfg = dataclasses.replace(FAST, steps=12, checkpoint_every=100, validate_every=100, keep_checkpoints=0, lr=3e-3,
+                              log_every=1)
+    train_utts, valid_utts = load_prepared(prepared, "train"), load_prepared(prepared, "valid")
+    whole = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "a", progress=io.StringIO())
+    before = signal.getsignal(signal.SIGINT)
+    with caplog.at_level("INFO", logger="models.train"):
+        stopped = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "b",
+                        progress=_SignalAt(signal.SIGINT, "step 3/12"))
+    assert signal.getsignal(signal.SIGINT) is before  # the usual Ctrl-C is back
+    assert stopped.stopped == "SIGINT" and stopped.step == 4 and stopped.checkpoint.name == "step_00000004.pt"
+    assert "stopped by SIGINT at step 4 of 12" in caplog.text
+    records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "valid"] == [0]  # no validation on the way out
+    resumed = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "b", resume=stopped.checkpoint,
+                    progress=io.StringIO())
+    assert resumed.step == 12 and resumed.stopped is None
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_ends_the_command_with_143_and_a_checkpoint(corpus_dir: Path, tmp_path: Path) -> None:
+    """``kill`` of a training (a container stopped, a pod evicted) leaves a checkpoint to resume."""
+    config = _config_file(tmp_path, steps=100000, log_every=1, valid_count=1)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "models.train", "--config", str(config), "--data",
+                             str(corpus_dir), "--out", str(out)], cwd=REPO, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + 120
+    while b"step 2/" not in seen and proc.poll() is None and time.monotonic() < deadline:
+        seen += proc.stderr.read1(4096)
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 128 + signal.SIGTERM, (seen + rest).decode()[-2000:]
+    assert b"stopped by SIGTERM" in rest
+    step = read_checkpoint(checkpoint_files(out)[-1])["meta"]["step"]
+    assert 2 <= step < 100000
 
 
 def test_pruning_during_training_follows_the_schedule_and_resumes_exactly(prepared: Path, tmp_path: Path) -> None:
