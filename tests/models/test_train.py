@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -268,15 +269,23 @@ def test_sigterm_ends_the_command_with_143_and_a_checkpoint(corpus_dir: Path, tm
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "models.train", "--config", str(config), "--data",
                              str(corpus_dir), "--out", str(out)], cwd=REPO, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    seen = b""
+    stream = proc.stderr
+    assert stream is not None
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: stream.read1(4096), b"")), daemon=True)
+    reader.start()
     deadline = time.monotonic() + 120
-    while b"step 2/" not in seen and proc.poll() is None and time.monotonic() < deadline:
-        seen += proc.stderr.read1(4096)
+    while b"step 2/" not in b"".join(chunks) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    rest = proc.communicate(timeout=120)[1]
-    assert proc.returncode == 128 + signal.SIGTERM, (seen + rest).decode()[-2000:]
-    assert b"stopped by SIGTERM" in rest
+    try:
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    reader.join(timeout=10)
+    log_text = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 128 + signal.SIGTERM, log_text[-2000:]
+    assert "stopped by SIGTERM" in log_text
     step = read_checkpoint(checkpoint_files(out)[-1])["meta"]["step"]
     assert 2 <= step < 100000
 
