@@ -539,10 +539,11 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
             last_valid = validate()
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             checkpoint = save()
-        if step < cfg.steps and stop.received is not None:
-            stopped = stop.received.name
-        elif deadline is not None and step < cfg.steps and time.perf_counter() > deadline:
-            stopped = "time"
+        if step < cfg.steps:
+            if stop.received is not None:
+                stopped = stop.received.name
+            elif deadline is not None and time.perf_counter() > deadline:
+                stopped = "time"
         if stopped is not None:
             if step % cfg.validate_every and stopped == "time":  # a signalled run may have seconds left
                 last_valid = validate()
