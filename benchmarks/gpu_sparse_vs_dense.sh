@@ -28,13 +28,13 @@ mkdir -p "$RUN"
 
 rc=0
 python3 -m models.train --config "$CONFIG" --data "$SHARD" --device "$DEVICE" --max-minutes "$MINUTES" \
-  ${STEPS:+--steps "$STEPS"} --out "$RUN" --cache /tmp/cache > "$RUN/train.log" 2>&1 || rc=$?
+  ${STEPS:+--steps "$STEPS"} --out "$RUN" --cache "$CACHE" > "$RUN/train.log" 2>&1 || rc=$?
 grep -v '^step [0-9]*/[0-9]* loss' "$RUN/train.log" | tail -n 20
 [ "$rc" -eq 0 ] || fail "training failed (exit $rc); see $RUN/train.log"
 ckpt=$(ls "$RUN"/checkpoints/step_*.pt 2>/dev/null | sort | tail -n 1)
 [ -n "$ckpt" ] || fail "training wrote no checkpoint; see $RUN/train.log"
 python3 -m models.evaluate --checkpoint "$ckpt" --metrics nll --data "$SHARD" --split valid --seq-frames 16 \
-  --segments "${EVAL_SEGMENTS:-0}" --device "$DEVICE" --cache /tmp/cache --out "$RUN/eval.json" > /dev/null
+  --segments "${EVAL_SEGMENTS:-0}" --device "$DEVICE" --cache "$CACHE" --out "$RUN/eval.json" > /dev/null
 # the weights alone come back (the full checkpoint is over a call's 16 MiB per file for WaveRNN-896)
 python3 - "$ckpt" "$RUN/model.pt" <<'EOF'
 import sys

@@ -34,7 +34,7 @@ EOF
 
 rc=0
 python3 -m models.train --config "$CONFIG" --data "$SHARD" --resume "$CKPT" --device cuda \
-  --max-minutes "$MINUTES" --out "$OUT/run" --cache /tmp/cache 2>&1 | tee "$OUT/train.log" || rc=$?
+  --max-minutes "$MINUTES" --out "$OUT/run" --cache "$CACHE" 2>&1 | tee "$OUT/train.log" || rc=$?
 
 # only the newest checkpoint comes back (a call returns at most 8 files)
 mapfile -t ckpts < <(ls "$OUT"/run/checkpoints/step_*.pt 2>/dev/null | sort)
