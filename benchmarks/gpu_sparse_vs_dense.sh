@@ -11,7 +11,9 @@
 # pack-shards` (carried); MINUTES of training (default 8: the config's steps or the time, whichever
 # comes first); STEPS, to override the config's steps for both runs alike (the cosine follows it:
 # when the sparse run cannot reach the config's steps in a call, run both with the steps it
-# reached, at least 4,000 so that the pruning, done at 3,000, has time to recover); DEVICE
+# reached, at least 4,000 so that the pruning, done at 3,000, has time to recover); SEED, to override
+# the config's seed (another draw of the initial weights and segments; the shard fixes the held-out
+# split); DEVICE
 # (default cuda; cpu only to try the script); EVAL_SEGMENTS (default 0: every held-out segment);
 # OUT, the folder that comes back.
 # Leaves in $OUT/$MODEL: metrics.jsonl, config.json, train.log, eval.json (held-out NLL on the
@@ -28,7 +30,7 @@ mkdir -p "$RUN"
 
 rc=0
 python3 -m models.train --config "$CONFIG" --data "$SHARD" --device "$DEVICE" --max-minutes "$MINUTES" \
-  ${STEPS:+--steps "$STEPS"} --out "$RUN" --cache "$CACHE" > "$RUN/train.log" 2>&1 || rc=$?
+  ${STEPS:+--steps "$STEPS"} ${SEED:+--seed "$SEED"} --out "$RUN" --cache "$CACHE" > "$RUN/train.log" 2>&1 || rc=$?
 grep -v '^step [0-9]*/[0-9]* loss' "$RUN/train.log" | tail -n 20
 [ "$rc" -eq 0 ] || fail "training failed (exit $rc); see $RUN/train.log"
 ckpt=$(ls "$RUN"/checkpoints/step_*.pt 2>/dev/null | sort | tail -n 1)

@@ -596,6 +596,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="override train.steps")
     parser.add_argument("--device", help="override train.device: auto, cpu, cuda or cuda:N")
     parser.add_argument("--num-threads", type=int, help="override train.num_threads")
+    parser.add_argument("--seed", type=int, help="override train.seed (a fresh run's initial weights and segment "
+                                                 "draws; for raw corpora also the held-out split)")
     parser.add_argument("--max-minutes", type=float, metavar="M",
                         help="stop (validated and checkpointed, resumable exactly) after the first step that "
                              "ends past M minutes of wall time")
@@ -620,7 +622,8 @@ def run(args: argparse.Namespace) -> int:
             cfg = config_from_dict(TrainConfig, blob["train_state"]["train_config"])
         data = data or list(blob["meta"].get("data", []))
     voice, cfg = voice or VoiceConfig(), cfg or TrainConfig()
-    overrides = {"steps": args.steps, "device": args.device, "num_threads": args.num_threads}
+    overrides = {"steps": args.steps, "device": args.device, "num_threads": args.num_threads,
+                 "seed": getattr(args, "seed", None)}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if not data:
         raise ValueError("no training data: pass --data (a folder of audio, an LJSpeech folder, a shard file or "

@@ -353,6 +353,24 @@ def test_cli_train_resume_and_eval(corpus_dir: Path, tmp_path: Path, capsys: pyt
     assert report["utterances"] == 5 and report["nll"]["segments"] == 3 and math.isfinite(report["nll"]["fine_bits"])
 
 
+def test_cli_seed_overrides_the_config(prepared: Path, tmp_path: Path) -> None:
+    config = _config_file(tmp_path, steps=1, checkpoint_every=1, validate_every=1)
+    runs = {}
+    for seed in (None, 1):
+        out = tmp_path / f"seed{seed}"
+        argv = ["--config", str(config), "--data", str(prepared), "--out", str(out)] + (
+            ["--seed", str(seed)] if seed is not None else [])
+        assert train_mod.run(_args(train_mod, argv)) == 0
+        runs[seed] = read_checkpoint(checkpoint_files(out)[-1])
+    assert runs[None]["train_state"]["train_config"]["seed"] == FAST.seed
+    assert runs[1]["train_state"]["train_config"]["seed"] == 1
+    a, b = runs[None]["model"], runs[1]["model"]
+    assert not torch.equal(a["rnn.weight_hh_l0"], b["rnn.weight_hh_l0"])  # other initial weights
+    with pytest.raises(ValueError, match="seed"):
+        train_mod.run(_args(train_mod, ["--config", str(config), "--data", str(prepared), "--out",
+                                        str(tmp_path / "bad"), "--seed", "-1"]))
+
+
 def test_cli_bad_audio_fails_before_training(corpus_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
