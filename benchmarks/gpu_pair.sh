@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 5's voice-scale pair in one device call: the sparse WaveRNN-896 at 95% and the dense
 # WaveRNN-176 with as many non-zero weights, each run by gpu_sparse_vs_dense.sh, side by side on
-# one GPU (a lease of 15 device minutes holds one 10-minute call, not one per model). Both are
+# one GPU, so that both fit one call of a 15-minute lease instead of running one after the other. Both are
 # small, latency-bound recurrences, so the script first starts CUDA's multi-process service (MPS),
 # which lets the two processes' kernels share the GPU's multiprocessors at once instead of taking
 # turns; where the daemon is missing or a client cannot start under it, it is stopped and the two
