@@ -36,30 +36,7 @@ WORK=${WORK:-/tmp/pair}
 rm -rf "$WORK"
 mkdir -p "$WORK" "$OUT"
 
-{ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv
-  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-} 2>&1 | tee "$OUT/gpu.txt"
-
-mps=off
-if [ "$DEVICE" = cuda ] && [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
-  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
-  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-  if nvidia-cuda-mps-control -d; then
-    if timeout 60 python3 -c "import torch; torch.ones(1, device='cuda').sum().item()"; then
-      mps=on
-    else
-      echo quit | nvidia-cuda-mps-control
-      sleep 2
-      mps="failed (a client could not start under it; stopped)"
-      unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
-    fi
-  fi
-fi
-echo "MPS: $mps" | tee -a "$OUT/gpu.txt"
-if command -v nvidia-smi >/dev/null; then
-  nvidia-smi dmon -s u -d 5 > "$OUT/dmon.txt" 2>&1 &
-  dmon=$!
-fi
+start_side_by_side
 
 declare -A pid started
 for model in $MODELS; do
@@ -79,7 +56,6 @@ for model in $MODELS; do
   fi
   [ -d "$WORK/$model" ] && tar -C "$WORK" -czf "$OUT/$model.tar.gz" "$model"
 done
-[ -n "${dmon:-}" ] && kill "$dmon" 2>/dev/null
-[ "$mps" = on ] && echo quit | nvidia-cuda-mps-control
+stop_mps_and_dmon
 ls -l "$OUT"
 (IFS=,; echo "{\"mps\": \"$mps\", \"runs\": [${summary[*]}]}")

@@ -8,7 +8,7 @@
 # and prints one JSON line last: the checkpoint, its step, the last validation and training
 # records (samples/s included).
 #
-#   CKPT=checkpoints/cpu384/step_00119375.pt SHARD=data/shards/shard_000.npz bash benchmarks/gpu_train.sh
+#   CKPT=checkpoints/cpu384/step_00118003.pt SHARD=data/shards/shard_000.npz bash benchmarks/gpu_train.sh
 #
 # Inputs (environment): CKPT, the checkpoint to resume, and SHARD, a shard file from
 # `wavernn-tts pack-shards` (both carried, or tracked); MINUTES of training (default 8: start-up,
@@ -16,7 +16,7 @@
 # CONFIG (default configs/cpu384_gpu.json); OUT, the folder that comes back.
 source "$(dirname "$0")/gpu_common.sh"
 CONFIG=${CONFIG:-configs/cpu384_gpu.json}
-[ -n "${CKPT:-}" ] || fail "CKPT is not set: the checkpoint to resume (carry it), e.g. CKPT=checkpoints/cpu384/step_00119375.pt"
+[ -n "${CKPT:-}" ] || fail "CKPT is not set: the checkpoint to resume (carry it), e.g. CKPT=checkpoints/cpu384/step_00118003.pt"
 [ -f "$CKPT" ] || fail "checkpoint $CKPT does not exist here: carry it with the call (carry: [\"$CKPT\"])"
 [ -f "$CONFIG" ] || fail "config $CONFIG does not exist"
 mkdir -p "$OUT"

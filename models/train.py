@@ -82,6 +82,10 @@ class TrainConfig:
     """After warmup: ``"cosine"`` (to ``lr * min_lr_ratio`` at ``steps``), ``"step"`` or ``"constant"``."""
     warmup_steps: int = 1000
     """Linear warmup from ``lr / warmup_steps`` to ``lr`` (0 = none)."""
+    phase_start: int = 0
+    """Step at which the warmup and the schedule begin (0 = the run's start). A resumed run that
+    sets it to the checkpoint's step restarts the learning rate there: warmup, then the cosine
+    (or step decay) over ``steps - phase_start`` steps, a warm restart on a new horizon."""
     min_lr_ratio: float = 0.05
     """Final learning rate of the cosine schedule, as a fraction of ``lr``."""
     decay_every: int = 50_000
@@ -150,9 +154,12 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "keep_checkpoints", "seed", "num_threads", "valid_count"):
+        for name in ("warmup_steps", "phase_start", "keep_checkpoints", "seed", "num_threads", "valid_count"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.phase_start >= self.steps:
+            raise ValueError(f"train.phase_start {self.phase_start} must be below train.steps {self.steps} "
+                             "(the phase's schedule ends at steps)")
         if not (0.0 < self.lr <= 1.0 and math.isfinite(self.lr)):
             raise ValueError(f"train.lr {self.lr} must be in (0, 1]")
         if self.schedule not in SCHEDULES:
@@ -216,14 +223,19 @@ def check_subscale_segments(voice: VoiceConfig, cfg: TrainConfig) -> None:
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Learning rate of step ``step`` (0-based): linear warmup, then the schedule (pure function)."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
+    """Learning rate of step ``step`` (0-based): linear warmup, then the schedule (pure function).
+
+    Both count from ``cfg.phase_start`` (0 unless the run is a warm restart); a step before it
+    gets the warmup's first rate.
+    """
+    s = max(0, step - cfg.phase_start)
+    if s < cfg.warmup_steps:
+        return cfg.lr * (s + 1) / cfg.warmup_steps
     if cfg.schedule == "cosine":
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+        progress = min(1.0, (s - cfg.warmup_steps) / max(1, cfg.steps - cfg.phase_start - cfg.warmup_steps))
         return cfg.lr * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
     if cfg.schedule == "step":
-        return cfg.lr * cfg.decay_gamma ** (step // cfg.decay_every)
+        return cfg.lr * cfg.decay_gamma ** (s // cfg.decay_every)
     return cfg.lr
 
 
@@ -462,6 +474,9 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
             pruner.load_state_dict(state["pruner"])
             pruner.step(model, step)  # the mask update due at this step comes after its checkpoint (see below)
         log.info("resumed %s at step %d", resume, step)
+    if step < cfg.phase_start:
+        raise ValueError(f"train.phase_start {cfg.phase_start} is after the step the run starts at ({step}); "
+                         f"a warm restart sets it to the resumed checkpoint's step or earlier")
     else:
         mean, std = train_set.mel_stats()
         model.cond_net.get_buffer("input_mean").copy_(mean.to(device))
@@ -558,7 +573,7 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
         n = acc["n"]
         text = (f"step {step}/{cfg.steps} loss {acc['loss'] / n:.3f} bits c {acc['coarse'] / n / math.log(2):.3f} "
                 f"f {acc['fine'] / n / math.log(2):.3f} lr {lr:.2e} {rate:,.0f} samples/s")
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        if step % cfg.log_every == 0 or step == cfg.steps or stopped is not None:  # a stop logs its interval
             write_metrics(metrics_path, {"kind": "train", "step": step, "loss": acc["loss"] / n,
                                          "coarse_bits": acc["coarse"] / n / math.log(2),
                                          "fine_bits": acc["fine"] / n / math.log(2), "lr": lr,

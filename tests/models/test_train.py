@@ -66,7 +66,8 @@ def _config_file(tmp_path: Path, **train: object) -> Path:
 @pytest.mark.parametrize("field, value", [
     ("steps", 0), ("batch_size", True), ("lr", 0.0), ("lr", "fast"), ("schedule", "linear"),
     ("min_lr_ratio", 1.5), ("decay_gamma", 0.0), ("grad_clip", -1.0), ("device", "gpu"),
-    ("valid_fraction", 1.0), ("amp", 1), ("seed", -1), ("seq_frames", 2.5),
+    ("valid_fraction", 1.0), ("amp", 1), ("seed", -1), ("seq_frames", 2.5), ("phase_start", -1),
+    ("phase_start", 300_000),
 ])
 def test_train_config_refuses_bad_values(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
@@ -111,6 +112,14 @@ def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_oth
         assert after.steps > before.steps and lr_at(after, before.steps) > lr_at(before, before.steps - 1)
         assert (after.prune_target, after.prune_t0, after.prune_steps) == (
             before.prune_target, before.prune_t0, before.prune_steps)
+    # the warm restarts on a lent GPU (benchmarks/gpu_restart.sh): the same voice and pruning, the
+    # rate restarted at the bundled step 114,334
+    for name in ("cpu384_gpu_restart_b256", "cpu384_gpu_restart_b64"):
+        voice, restart = load_run_config(REPO / "configs" / f"{name}.json")
+        assert voice == voices["cpu384"] and restart.phase_start == 114_334
+        assert lr_at(restart, 114_334 + restart.warmup_steps) == restart.lr > lr_at(gpu, 114_334)
+        same = ("prune_target", "prune_t0", "prune_steps", "prune_every", "prune_block", "prune_heads", "seq_frames")
+        assert all(getattr(restart, f) == getattr(gpu, f) for f in same)
 
 
 def test_lr_schedule() -> None:
@@ -121,6 +130,13 @@ def test_lr_schedule() -> None:
     step = dataclasses.replace(cfg, schedule="step", decay_every=300, decay_gamma=0.5)
     assert lr_at(step, 299) == pytest.approx(1e-3) and lr_at(step, 650) == pytest.approx(2.5e-4)
     assert lr_at(dataclasses.replace(cfg, schedule="constant", warmup_steps=0), 999) == 1e-3
+    # a warm restart: the same warmup and cosine, shifted to start at phase_start, on its horizon
+    restart = dataclasses.replace(cfg, steps=1500, phase_start=500)
+    for k in (0, 99, 100, 550, 1000):
+        assert lr_at(restart, 500 + k) == pytest.approx(lr_at(cfg, k)), k
+    assert lr_at(restart, 10) == lr_at(cfg, 0)  # before the phase: its first rate
+    step_restart = dataclasses.replace(step, steps=1500, phase_start=500)
+    assert lr_at(step_restart, 1150) == pytest.approx(lr_at(step, 650))
 
 
 # -- training ------------------------------------------------------------------------------
@@ -175,6 +191,24 @@ def test_resume_continues_exactly(prepared: Path, tmp_path: Path) -> None:
     opt_a = read_checkpoint(whole.checkpoint)["train_state"]["optimizer"]["state"]
     opt_b = read_checkpoint(resumed.checkpoint)["train_state"]["optimizer"]["state"]
     assert all(torch.equal(opt_a[i]["exp_avg_sq"], opt_b[i]["exp_avg_sq"]) for i in opt_a)
+
+
+def test_warm_restart_resumes_with_the_rate_of_a_new_phase(prepared: Path, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(FAST, steps=8, checkpoint_every=8, log_every=1, lr=3e-3)
+    train_utts, valid_utts = load_prepared(prepared, "train"), load_prepared(prepared, "valid")
+    first = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "a", progress=io.StringIO())
+    restart = dataclasses.replace(cfg, steps=16, phase_start=8, lr=1e-3, warmup_steps=4, batch_size=4)
+    second = train(VOICE, restart, train_utts, valid_utts, tmp_path / "b", resume=first.checkpoint,
+                   progress=io.StringIO())
+    assert second.step == 16
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+           if json.loads(line)["kind"] == "train"]
+    assert lrs[:4] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])  # warmup from the resumed step
+    fresh = dataclasses.replace(restart, steps=8, phase_start=0)  # the same phase as a fresh 8-step run
+    assert lrs == pytest.approx([lr_at(fresh, k) for k in range(8)]) and lrs[-1] < lrs[3] / 4
+    with pytest.raises(ValueError, match="phase_start 12 is after the step the run starts at"):
+        train(VOICE, dataclasses.replace(restart, phase_start=12), train_utts, valid_utts, tmp_path / "c",
+              resume=first.checkpoint, progress=io.StringIO())
 
 
 def test_resume_in_the_same_run_folder_rewinds_the_metrics_log(prepared: Path, tmp_path: Path) -> None:
