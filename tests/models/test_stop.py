@@ -13,16 +13,22 @@ from models.stop import StopSignals
 
 
 def test_first_signal_is_recorded_second_acts_as_usual() -> None:
-    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    with StopSignals() as stop:
-        assert stop.received is None
-        os.kill(os.getpid(), signal.SIGTERM)  # would end the test run without the block
-        time.sleep(0.01)
-        assert stop.received is signal.SIGTERM
-        with pytest.raises(KeyboardInterrupt):  # a second signal (here Ctrl-C): as without the block
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.5)
-    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    # Python's own Ctrl-C handler, whatever the test run inherited: a shell starts background jobs
+    # with SIGINT ignored, and then a second Ctrl-C would (rightly) be ignored too
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+        with StopSignals() as stop:
+            assert stop.received is None
+            os.kill(os.getpid(), signal.SIGTERM)  # would end the test run without the block
+            time.sleep(0.01)
+            assert stop.received is signal.SIGTERM
+            with pytest.raises(KeyboardInterrupt):  # a second signal (here Ctrl-C): as without the block
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def test_outside_the_main_thread_it_changes_nothing() -> None:
