@@ -10,7 +10,10 @@ no network at all) and Festival's own rendering. It also times the streaming pos
 (:class:`models.postfilter.StreamingPostFilter`, 2,400-sample blocks, one thread): process CPU
 seconds per second of audio. With ``--real``, the same three (raw output, post-filtered at the
 largest limit, Griffin-Lim) are compared on copy-synthesis of real recordings: PESQ-WB and STOI
-against the original, as ``wavernn-tts eval --metrics copy`` computes them. One JSON line last.
+against the original, as ``wavernn-tts eval --metrics copy`` computes them, and ``agreement_wer``:
+pocketsphinx's pooled word error rate of each output against what it hears in the original (the
+recordings have no transcripts; this asks whether the copy is heard as the original is, not whether
+either is heard right). One JSON line last.
 
 Reading. Pocketsphinx hears the spectral envelope and barely the phase, so a low WER after the
 post-filter shows the envelope is right, not that the network's own output is: the Griffin-Lim
@@ -72,9 +75,11 @@ def stream_cost(audio: np.ndarray, mel: np.ndarray, cfg: FeatureConfig, limit: f
 
 
 def copy_rows(vocoder: Vocoder, cfg: FeatureConfig, files: list, limit: float, gl_iters: int, seed: int,
-              max_seconds: float) -> dict[str, dict[str, float]]:
-    """Mean PESQ-WB and STOI of raw, post-filtered and Griffin-Lim copy-synthesis of ``files``."""
+              max_seconds: float, recognise: PocketsphinxRecogniser) -> dict[str, dict[str, float]]:
+    """Mean PESQ-WB and STOI of raw, post-filtered and Griffin-Lim copy-synthesis of ``files``, and
+    each one's pooled word error rate (%) against pocketsphinx's transcript of the original."""
     sums: dict[str, dict[str, float]] = {}
+    errors: dict[str, list[int]] = {}
     for path in files:
         x, file_rate = read_audio(path)
         ref = resample(x, file_rate, cfg.sample_rate)[: round(max_seconds * cfg.sample_rate)]
@@ -83,12 +88,18 @@ def copy_rows(vocoder: Vocoder, cfg: FeatureConfig, files: list, limit: float, g
         n = ref.shape[0]
         outs = {"plain": raw[:n], f"postfilter_{limit:g}db": envelope_postfilter(raw, mel, cfg, limit)[:n],
                 "griffin_lim": griffin_lim(mel, cfg, raw.shape[0], gl_iters)[:n]}
+        heard = recognise(ref.astype(np.float32), cfg.sample_rate)
         for name, out in outs.items():
             row = sums.setdefault(name, {"pesq_wb": 0.0, "stoi": 0.0})
             row["pesq_wb"] += pesq_wb(ref, out.astype(np.float32), cfg.sample_rate) / len(files)
             row["stoi"] += stoi(ref, out.astype(np.float32), cfg.sample_rate) / len(files)
-        print(f"copy {path}", file=sys.stderr, flush=True)
-    return {name: {k: round(v, 3) for k, v in row.items()} for name, row in sums.items()}
+            e, w = word_errors(heard, recognise(out.astype(np.float32), cfg.sample_rate))
+            errors[name] = [a + b for a, b in zip(errors.get(name, [0, 0]), (e, w), strict=True)]
+        print(f"copy {path}: {heard!r}", file=sys.stderr, flush=True)
+    rows = {name: {k: round(v, 3) for k, v in row.items()} for name, row in sums.items()}
+    for name, (e, w) in errors.items():
+        rows[name]["agreement_wer"] = round(100.0 * e / max(w, 1), 1)
+    return rows
 
 
 def limit_list(text: str) -> list[float]:
@@ -151,7 +162,7 @@ def main() -> None:
         frontend.close()
     wer = {name: round(100.0 * e / w, 1) for name, (e, w) in rows.items()}
     copy = copy_rows(vocoder, cfg, spread(find_audio(args.real), args.max_utterances), max(limits) or 20.0,
-                     args.gl_iters, args.seed, args.max_seconds) if args.real else None
+                     args.gl_iters, args.seed, args.max_seconds, recognise) if args.real else None
     print(json.dumps({"voice": voice.name, "step": voice.card.get("training", {}).get("steps"),
                       "temperature": temperature, "seed": args.seed, "gl_iters": args.gl_iters,
                       "words": rows["festival"][1], "wer_percent": wer,
