@@ -96,13 +96,19 @@ def main() -> None:
     args = parser.parse_args()
     if args.max_seconds <= 0 or args.max_utterances < 1:
         parser.error("--max-seconds must be > 0 and --max-utterances >= 1")
-    files = spread(find_audio(args.audio), args.max_utterances)
+    try:
+        files = spread(find_audio(args.audio), args.max_utterances)
+    except ValueError as exc:
+        parser.error(str(exc))
     if not files:
         parser.error(f"no audio files found in {args.audio}")
     torch.set_num_threads(1)
     voice = load_voice(args.voice)
     cfg = voice.config.features
-    temperature = check_temperature(voice.temperature if args.temperature is None else args.temperature)
+    try:
+        temperature = check_temperature(voice.temperature if args.temperature is None else args.temperature)
+    except ValueError as exc:
+        parser.error(str(exc))
     sampler = CpuSampler(extract_weights(voice.model, temperature=temperature), threads=1)
     sums = {s: {"pesq_wb": 0.0, "stoi": 0.0, "log_mel_abs_nats": 0.0} for s in args.spans}
     for path in files:

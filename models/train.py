@@ -474,13 +474,13 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
             pruner.load_state_dict(state["pruner"])
             pruner.step(model, step)  # the mask update due at this step comes after its checkpoint (see below)
         log.info("resumed %s at step %d", resume, step)
-    if step < cfg.phase_start:
-        raise ValueError(f"train.phase_start {cfg.phase_start} is after the step the run starts at ({step}); "
-                         f"a warm restart sets it to the resumed checkpoint's step or earlier")
     else:
         mean, std = train_set.mel_stats()
         model.cond_net.get_buffer("input_mean").copy_(mean.to(device))
         model.cond_net.get_buffer("input_std").copy_(std.to(device))
+    if step < cfg.phase_start:
+        raise ValueError(f"train.phase_start {cfg.phase_start} is after the step the run starts at ({step}); "
+                         f"a warm restart sets it to the resumed checkpoint's step or earlier")
     metrics_path = run / "metrics.jsonl"
     if resume is not None and (moved := rewind_metrics(metrics_path, step)):
         log.info("moved %d records past step %d from %s to metrics.superseded.jsonl", moved, step, metrics_path)

@@ -211,6 +211,21 @@ def test_warm_restart_resumes_with_the_rate_of_a_new_phase(prepared: Path, tmp_p
               resume=first.checkpoint, progress=io.StringIO())
 
 
+def test_resume_on_other_data_keeps_the_checkpoints_input_normalisation(prepared: Path, tmp_path: Path) -> None:
+    # the conditioning network's input statistics are set once, from a fresh run's data; a run
+    # resumed on other data (a GPU shard, a new corpus) must keep the ones its weights learned with
+    cfg = dataclasses.replace(FAST, steps=2, checkpoint_every=2)
+    train_utts, valid_utts = load_prepared(prepared, "train"), load_prepared(prepared, "valid")
+    first = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "a", progress=io.StringIO())
+    saved = read_checkpoint(first.checkpoint)["model"]
+    louder = [dataclasses.replace(u, mel=u.mel + 1.5) for u in train_utts]
+    assert not torch.allclose(SegmentDataset(louder, VOICE.model, 8).mel_stats()[0], saved["cond_net.input_mean"])
+    resumed = train(VOICE, dataclasses.replace(cfg, steps=3), louder, valid_utts, tmp_path / "b",
+                    resume=first.checkpoint, progress=io.StringIO())
+    for name in ("input_mean", "input_std"):
+        assert torch.equal(resumed.model.cond_net.get_buffer(name).cpu(), saved[f"cond_net.{name}"])
+
+
 def test_resume_in_the_same_run_folder_rewinds_the_metrics_log(prepared: Path, tmp_path: Path) -> None:
     """A run killed after its last checkpoint, resumed in place: each step is logged once, the lost ones kept aside."""
     cfg = dataclasses.replace(FAST, steps=12, checkpoint_every=6, validate_every=4, log_every=2, keep_checkpoints=0,
