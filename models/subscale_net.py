@@ -116,6 +116,7 @@ class SubscaleWaveRNN(WaveRNN):
         fine: Tensor,
         h0: Tensor | None = None,
         prev: tuple[Tensor, Tensor] | None = None,
+        fed_back: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Teacher-forced logits in original sample order.
 
@@ -124,10 +125,13 @@ class SubscaleWaveRNN(WaveRNN):
                 ``N`` a multiple of B.
             h0: must be None (every sub-tensor starts from a zero state).
             prev: ignored: every sub-tensor starts from silence, as in generation.
+            fed_back: must be None (self-fed training is built for the plain WaveRNN only).
         Returns:
             coarse logits (b, N, 256), fine logits (b, N, 256) in original order, and the final
             states (b, B, H) of the sub-tensors.
         """
+        if fed_back is not None:
+            raise ValueError("fed_back (self-fed training) is built for the plain WaveRNN, not the subscale one")
         b, n = coarse.shape
         nb = self.sub.factor
         if cond.shape[:2] != (b, n) or fine.shape != (b, n):

@@ -47,10 +47,12 @@ from models.checkpoint import read_checkpoint, save_checkpoint
 from models.config import VoiceConfig, config_from_dict, config_to_dict
 from models.data import SegmentDataset, UtteranceData, conditioned_batch, load_prepared, resolve_data
 from models.evaluate import class_nll, heldout_nll
+from models.self_feed import self_fed_samples
 from models.sparsity import PruneConfig, Pruner, sparsity_report
 from models.stop import StopSignals
 from models.subscale_net import build_model
 from models.wavernn import WaveRNN
+from models.weights import TEMPERATURE_RANGE
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,13 @@ class TrainConfig:
     """Block shape kept or dropped by mean magnitude: ``"16x1"`` or ``"4x4"``."""
     prune_heads: bool = False
     """Also prune the output layers O1..O4 (pays for CPU speed once R is sparse)."""
+    self_feed: float = 0.0
+    """Probability in [0, 1] that a previous-sample input is the network's own draw instead of
+    the original sample (parallel scheduled sampling, :mod:`models.self_feed`; targets stay the
+    originals). 0 is plain teacher forcing. It costs one more, gradient-free, forward pass a
+    step; validation stays teacher-forced, while the training loss is measured on the fed inputs."""
+    self_feed_temperature: float = 0.6
+    """Temperature of those draws (the service samples at 0.6)."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -181,6 +190,11 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.prune_t0 < 0:
             raise ValueError(f"train.prune_t0 must be >= 0, got {self.prune_t0}")
+        if not 0.0 <= self.self_feed <= 1.0:
+            raise ValueError(f"train.self_feed {self.self_feed} must be in [0, 1] (0 = teacher forcing)")
+        lo, hi = TEMPERATURE_RANGE
+        if not lo <= self.self_feed_temperature <= hi:
+            raise ValueError(f"train.self_feed_temperature {self.self_feed_temperature} must be in [{lo}, {hi}]")
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -425,6 +439,8 @@ def train(
         raise ValueError(f"max_minutes {max_minutes} must be >= 0 (None = no time limit)")
     run = Path(run_dir)
     check_subscale_segments(voice, cfg)
+    if cfg.self_feed > 0 and voice.subscale is not None:
+        raise ValueError("train.self_feed is built for the plain WaveRNN; set it to 0 for a subscale voice")
     if resume is None and checkpoint_files(run):
         raise ValueError(f"{run} already holds checkpoints; resume with --resume auto or choose another --out")
     run.mkdir(parents=True, exist_ok=True)
@@ -529,7 +545,11 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
         batch = train_set.sample(cfg.batch_size, generator).to(device)
         with autocast:
             cond, coarse, fine, prev = conditioned_batch(model, batch)
-            logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev)
+            fed = None
+            if cfg.self_feed > 0:
+                fed = self_fed_samples(model, cond.detach(), coarse, fine, prev, rate=cfg.self_feed,
+                                       temperature=cfg.self_feed_temperature, generator=generator)
+            logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev, fed_back=fed)
         loss_c, loss_f = class_nll(logits_c, coarse, exact=False), class_nll(logits_f, fine, exact=False)
         loss = loss_c + loss_f
         if not torch.isfinite(loss):

@@ -174,21 +174,31 @@ class WaveRNN(nn.Module):
         fine: Tensor,
         h0: Tensor | None = None,
         prev: tuple[Tensor, Tensor] | None = None,
+        fed_back: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """As :meth:`forward`, from per-sample conditioning ``cond`` (B, N, C)."""
+        """As :meth:`forward`, from per-sample conditioning ``cond`` (B, N, C).
+
+        ``fed_back`` = (coarse, fine), each (B, N) int64, are the samples fed back as the
+        previous-sample inputs in place of the targets: step t reads ``fed_back[:, t - 1]``
+        (``prev`` at t = 0). The current coarse input of the fine half stays ``coarse``, the
+        coarse class the fine target belongs to. None feeds back the targets (teacher forcing).
+        """
         b, n = coarse.shape
         if cond.shape[:2] != (b, n) or fine.shape != (b, n):
             raise ValueError(
                 f"conditioning {tuple(cond.shape)}, coarse {tuple(coarse.shape)} and fine "
                 f"{tuple(fine.shape)} must agree on (batch, samples)"
             )
+        c_fed, f_fed = (coarse, fine) if fed_back is None else fed_back
+        if c_fed.shape != (b, n) or f_fed.shape != (b, n):
+            raise ValueError(f"fed_back {tuple(c_fed.shape)}, {tuple(f_fed.shape)} must each be {(b, n)}")
         if prev is None:
             c0 = torch.full((b, 1), SILENCE_COARSE, dtype=torch.long, device=coarse.device)
             f0 = torch.full((b, 1), SILENCE_FINE, dtype=torch.long, device=coarse.device)
         else:
             c0, f0 = prev[0].view(b, 1), prev[1].view(b, 1)
-        c_prev = torch.cat([c0, coarse[:, :-1]], dim=1)  # (B, N)
-        f_prev = torch.cat([f0, fine[:, :-1]], dim=1)  # (B, N)
+        c_prev = torch.cat([c0, c_fed[:, :-1]], dim=1)  # (B, N)
+        f_prev = torch.cat([f0, f_fed[:, :-1]], dim=1)  # (B, N)
         x = torch.stack([class_to_unit(c_prev), class_to_unit(f_prev), class_to_unit(coarse)], dim=-1)
         inp = torch.cat([x, cond], dim=-1)  # (B, N, 3 + C)
         hx = None if h0 is None else h0.unsqueeze(0).contiguous()  # (1, B, H)

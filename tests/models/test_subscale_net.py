@@ -108,6 +108,8 @@ def test_forward_refuses_bad_input() -> None:
         model.forward_conditioned(cond, z, z, h0=torch.zeros(1, 32))
     with pytest.raises(ValueError, match="agree"):
         model.forward_conditioned(cond, z, z[:, :20])
+    with pytest.raises(ValueError, match="plain WaveRNN"):
+        model.forward_conditioned(cond, z, z, fed_back=(z, z))
 
 
 def test_config_round_trip_and_validation() -> None:
@@ -184,3 +186,6 @@ def test_training_refuses_segments_that_do_not_fold(prepared: Path, tmp_path: Pa
     cfg = dataclasses.replace(FAST, seq_frames=3)  # 90 samples: not a multiple of 16
     with pytest.raises(ValueError, match="seq_frames"):
         train(voice, cfg, load_prepared(prepared, "train"), [], tmp_path / "r", progress=io.StringIO())
+    with pytest.raises(ValueError, match="self_feed"):
+        train(VOICE, dataclasses.replace(FAST, self_feed=0.5), load_prepared(prepared, "train"), [], tmp_path / "s",
+              progress=io.StringIO())

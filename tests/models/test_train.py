@@ -67,7 +67,7 @@ def _config_file(tmp_path: Path, **train: object) -> Path:
     ("steps", 0), ("batch_size", True), ("lr", 0.0), ("lr", "fast"), ("schedule", "linear"),
     ("min_lr_ratio", 1.5), ("decay_gamma", 0.0), ("grad_clip", -1.0), ("device", "gpu"),
     ("valid_fraction", 1.0), ("amp", 1), ("seed", -1), ("seq_frames", 2.5), ("phase_start", -1),
-    ("phase_start", 300_000),
+    ("phase_start", 300_000), ("self_feed", 1.5), ("self_feed", -0.1), ("self_feed_temperature", 0.0),
 ])
 def test_train_config_refuses_bad_values(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
@@ -191,6 +191,21 @@ def test_resume_continues_exactly(prepared: Path, tmp_path: Path) -> None:
     opt_a = read_checkpoint(whole.checkpoint)["train_state"]["optimizer"]["state"]
     opt_b = read_checkpoint(resumed.checkpoint)["train_state"]["optimizer"]["state"]
     assert all(torch.equal(opt_a[i]["exp_avg_sq"], opt_b[i]["exp_avg_sq"]) for i in opt_a)
+
+
+def test_self_fed_training_learns_and_resumes_exactly(prepared: Path, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(FAST, steps=30, checkpoint_every=15, keep_checkpoints=0, self_feed=0.5,
+                              validate_every=30)
+    train_utts, valid_utts = load_prepared(prepared, "train"), load_prepared(prepared, "valid")
+    whole = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "a", progress=io.StringIO())
+    resumed = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "b", resume=checkpoint_files(tmp_path / "a")[0],
+                    progress=io.StringIO())
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    plain = train(VOICE, dataclasses.replace(cfg, self_feed=0.0), train_utts, valid_utts, tmp_path / "c",
+                  progress=io.StringIO())
+    assert any(not torch.equal(a[k], plain.model.state_dict()[k]) for k in a)  # the fed inputs changed training
+    assert whole.valid is not None and whole.valid["total_bits"] < 15.0  # and it learns (16 bits at the start)
 
 
 def test_warm_restart_resumes_with_the_rate_of_a_new_phase(prepared: Path, tmp_path: Path) -> None:

@@ -116,3 +116,25 @@ def test_conditioning_lookahead_is_bounded_and_declared(tiny_voice: VoiceConfig)
 def test_paper_size_model_has_about_three_million_parameters() -> None:
     model = WaveRNN(WaveRNNConfig(hidden_size=896))
     assert 2.5e6 < model.num_parameters() < 3.5e6
+
+
+@torch.no_grad()
+def test_fed_back_samples_replace_the_previous_sample_inputs_only(tiny_model: WaveRNN) -> None:
+    mel, coarse, fine = _inputs(tiny_model)
+    lc, lf, _ = tiny_model(mel, coarse, fine)
+    cond = tiny_model.conditioning(mel)
+    same = tiny_model.forward_conditioned(cond, coarse, fine, fed_back=(coarse, fine))
+    assert torch.equal(same[0], lc) and torch.equal(same[1], lf)  # the targets fed back: teacher forcing
+    t = 50
+    fed_c, fed_f = coarse.clone(), fine.clone()
+    fed_c[:, t], fed_f[:, t] = 255 - fed_c[:, t], 255 - fed_f[:, t]
+    lc2, lf2, _ = tiny_model.forward_conditioned(cond, coarse, fine, fed_back=(fed_c, fed_f))
+    # step t still reads c_t from the targets, and sample t is read from step t + 1 on
+    assert torch.equal(lc2[:, : t + 1], lc[:, : t + 1]) and torch.equal(lf2[:, : t + 1], lf[:, : t + 1])
+    assert (lc2[:, t + 1] - lc[:, t + 1]).abs().max() > 1e-4
+    try:
+        tiny_model.forward_conditioned(cond, coarse, fine, fed_back=(fed_c[:, 1:], fed_f))
+    except ValueError as exc:
+        assert "fed_back" in str(exc)
+    else:
+        raise AssertionError("a fed_back of the wrong shape was accepted")
