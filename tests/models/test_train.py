@@ -120,6 +120,11 @@ def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_oth
         assert lr_at(restart, 114_334 + restart.warmup_steps) == restart.lr > lr_at(gpu, 114_334)
         same = ("prune_target", "prune_t0", "prune_steps", "prune_every", "prune_block", "prune_heads", "seq_frames")
         assert all(getattr(restart, f) == getattr(gpu, f) for f in same)
+    # the self-fed restart from step 118,003 and its control differ in self_feed alone
+    fed_voice, fed = load_run_config(REPO / "configs" / "cpu384_self_feed.json")
+    _, control = load_run_config(REPO / "configs" / "cpu384_self_feed_control.json")
+    assert fed_voice == voices["cpu384"] and fed.phase_start == 118_003 and fed.self_feed > 0
+    assert dataclasses.replace(fed, self_feed=0.0) == control
 
 
 def test_lr_schedule() -> None:
