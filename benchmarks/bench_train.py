@@ -7,7 +7,9 @@ segment, both heads, cross-entropy, backward, gradient clipping and Adam. After 
 steps, the median of ``--steps`` step times gives ``samples_per_s`` (target samples trained
 per second) for each precision on ``--threads`` torch threads. Random targets cost the same
 arithmetic as real ones, so no corpus is needed. bf16 is native on a CPU with AVX512-BF16 or
-AMX (reported as ``cpu_bf16``); elsewhere it is emulated and slower. One JSON line last.
+AMX (reported as ``cpu_bf16``); elsewhere it is emulated and slower. A config with
+``train.self_feed`` > 0 also runs its gradient-free teacher-forced pass and draws each step
+(:mod:`models.self_feed`), as training does. One JSON line last.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 import torch
 
 from models.evaluate import class_nll
+from models.self_feed import self_fed_samples
 from models.train import load_run_config, training_autocast
 from models.voices import build_model
 
@@ -37,11 +40,18 @@ def measure(config: str, amp: bool, steps: int, warmup: int, threads: int) -> di
     b, n = cfg.batch_size, cfg.seq_frames * hop
     mel = torch.randn(b, cfg.seq_frames, n_mels)
     coarse, fine = torch.randint(0, 256, (b, n)), torch.randint(0, 256, (b, n))
+    prev = (coarse[:, 0], fine[:, 0])
+    generator = torch.Generator().manual_seed(0)
     times = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
         with training_autocast(amp, torch.device("cpu")):
-            logits_c, logits_f, _ = model(mel, coarse, fine)
+            cond = model.conditioning(mel)
+            fed = None
+            if cfg.self_feed > 0:
+                fed = self_fed_samples(model, cond.detach(), coarse, fine, prev, rate=cfg.self_feed,
+                                       temperature=cfg.self_feed_temperature, generator=generator)
+            logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev, fed_back=fed)
         loss = class_nll(logits_c, coarse, exact=False) + class_nll(logits_f, fine, exact=False)  # as train.py
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -70,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
     fp32, bf16 = rows
-    print(json.dumps({"config": args.config, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+    print(json.dumps({"config": args.config, "self_feed": load_run_config(args.config)[1].self_feed,
+                      "threads": args.threads, "cpu": platform.processor() or platform.machine(),
                       "cpu_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
                       "fp32_samples_per_s": fp32["samples_per_s"], "bf16_samples_per_s": bf16["samples_per_s"],
                       "bf16_speedup": round(bf16["samples_per_s"] / fp32["samples_per_s"], 2), "rows": rows}))
