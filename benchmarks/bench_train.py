@@ -50,7 +50,8 @@ def measure(config: str, amp: bool, steps: int, warmup: int, threads: int) -> di
             fed = None
             if cfg.self_feed > 0:
                 fed = self_fed_samples(model, cond.detach(), coarse, fine, prev, rate=cfg.self_feed,
-                                       temperature=cfg.self_feed_temperature, generator=generator)
+                                       temperature=cfg.self_feed_temperature, generator=generator,
+                                       passes=cfg.self_feed_passes)
             logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev, fed_back=fed)
         loss = class_nll(logits_c, coarse, exact=False) + class_nll(logits_f, fine, exact=False)  # as train.py
         optimizer.zero_grad(set_to_none=True)

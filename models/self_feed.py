@@ -8,7 +8,9 @@ forcing: a first, gradient-free teacher-forced pass gives the softmax at every p
 draw per position is taken from it (at the temperature the service samples at), and the
 training pass reads each previous sample from those draws with probability ``rate`` (the
 original otherwise). Targets stay the original samples, so the loss still asks for the true
-waveform, now from inputs that carry the network's own kind of errors.
+waveform, now from inputs that carry the network's own kind of errors. With ``passes`` > 1 the
+errors compound: each further gradient-free pass is fed the last pass's mixed samples, and its
+draws (made from a network that already saw drawn inputs) replace the originals for the next.
 
 Randomness is passed in: all uniforms come from the caller's ``torch.Generator`` (the training
 run's batch generator, whose state its checkpoints keep, so a resumed run stays exact).
@@ -50,6 +52,7 @@ def self_fed_samples(
     rate: float,
     temperature: float,
     generator: torch.Generator,
+    passes: int = 1,
 ) -> tuple[Tensor, Tensor]:
     """The samples to feed back in a training pass, for ``forward_conditioned(fed_back=...)``.
 
@@ -58,16 +61,24 @@ def self_fed_samples(
         cond, coarse, fine, prev: a batch as :func:`models.data.conditioned_batch` gives it.
         rate: probability in [0, 1] that a sample is replaced by the network's draw.
         temperature: of the draws (the service samples at 0.6).
-        generator: the source of the 3 x B x N uniforms (on the CPU).
+        generator: the source of the uniforms, 3 x B x N a pass (on the CPU).
+        passes: gradient-free passes, each fed the samples the one before it mixed (1: the
+            first is teacher-forced and its draws are the only errors).
     Returns:
         (coarse, fine) classes (B, N): per position either the original sample or, with
-        probability ``rate``, a draw from the teacher-forced softmax at that position (coarse
-        and fine together, the fine given the original coarse).
+        probability ``rate``, a draw from the last pass's softmax at that position (coarse and
+        fine together, the fine given the original coarse).
     """
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"rate {rate} must be in [0, 1]")
-    logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev)
-    u = torch.rand((3, *coarse.shape), generator=generator).to(coarse.device)
-    drawn_c, drawn_f = draw_classes(logits_c, temperature, u[0]), draw_classes(logits_f, temperature, u[1])
-    replace = u[2] < rate
-    return torch.where(replace, drawn_c, coarse), torch.where(replace, drawn_f, fine)
+    if passes < 1:
+        raise ValueError(f"passes {passes} must be >= 1")
+    fed: tuple[Tensor, Tensor] | None = None  # the first pass is teacher-forced
+    for _ in range(passes):
+        logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev, fed_back=fed)
+        u = torch.rand((3, *coarse.shape), generator=generator).to(coarse.device)
+        drawn_c, drawn_f = draw_classes(logits_c, temperature, u[0]), draw_classes(logits_f, temperature, u[1])
+        replace = u[2] < rate
+        fed = torch.where(replace, drawn_c, coarse), torch.where(replace, drawn_f, fine)
+    assert fed is not None
+    return fed

@@ -144,6 +144,9 @@ class TrainConfig:
     step; validation stays teacher-forced, while the training loss is measured on the fed inputs."""
     self_feed_temperature: float = 0.6
     """Temperature of those draws (the service samples at 0.6)."""
+    self_feed_passes: int = 1
+    """Gradient-free passes that make the fed samples: 1 draws from a teacher-forced pass; each
+    further pass is fed the last one's samples, so its draws carry compounded errors."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -192,6 +195,8 @@ class TrainConfig:
             raise ValueError(f"train.prune_t0 must be >= 0, got {self.prune_t0}")
         if not 0.0 <= self.self_feed <= 1.0:
             raise ValueError(f"train.self_feed {self.self_feed} must be in [0, 1] (0 = teacher forcing)")
+        if self.self_feed_passes < 1:
+            raise ValueError(f"train.self_feed_passes must be >= 1, got {self.self_feed_passes}")
         lo, hi = TEMPERATURE_RANGE
         if not lo <= self.self_feed_temperature <= hi:
             raise ValueError(f"train.self_feed_temperature {self.self_feed_temperature} must be in [{lo}, {hi}]")
@@ -548,7 +553,8 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
             fed = None
             if cfg.self_feed > 0:
                 fed = self_fed_samples(model, cond.detach(), coarse, fine, prev, rate=cfg.self_feed,
-                                       temperature=cfg.self_feed_temperature, generator=generator)
+                                       temperature=cfg.self_feed_temperature, generator=generator,
+                                       passes=cfg.self_feed_passes)
             logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev, fed_back=fed)
         loss_c, loss_f = class_nll(logits_c, coarse, exact=False), class_nll(logits_f, fine, exact=False)
         loss = loss_c + loss_f

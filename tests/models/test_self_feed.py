@@ -58,3 +58,25 @@ def test_rate_mixes_whole_samples_and_the_generator_decides(tiny_model: WaveRNN)
     assert not torch.equal(other[0], ch)
     with pytest.raises(ValueError, match="rate"):
         fed(1.5, 1)
+
+
+def test_further_passes_draw_from_a_network_fed_the_last_passes_samples(tiny_model: WaveRNN) -> None:
+    cond, coarse, fine, prev = _batch(tiny_model)
+
+    def fed(passes: int, rate: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        return self_fed_samples(tiny_model, cond, coarse, fine, prev, rate=rate, temperature=0.6,
+                                generator=torch.Generator().manual_seed(3), passes=passes)
+
+    one, two = fed(1), fed(2)
+    # pass 2 reads pass 1's draws (uniforms 3-5 of the stream) through the network fed with them
+    g = torch.Generator().manual_seed(3)
+    torch.rand((3, *coarse.shape), generator=g)
+    u = torch.rand((3, *coarse.shape), generator=g)
+    logits_c, logits_f, _ = tiny_model.forward_conditioned(cond, coarse, fine, prev=prev, fed_back=one)
+    assert torch.equal(two[0], draw_classes(logits_c, 0.6, u[0]))
+    assert torch.equal(two[1], draw_classes(logits_f, 0.6, u[1]))
+    assert not torch.equal(two[0], one[0])
+    still = fed(3, rate=0.0)
+    assert torch.equal(still[0], coarse) and torch.equal(still[1], fine)
+    with pytest.raises(ValueError, match="passes"):
+        fed(0)

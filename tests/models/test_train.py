@@ -68,6 +68,7 @@ def _config_file(tmp_path: Path, **train: object) -> Path:
     ("min_lr_ratio", 1.5), ("decay_gamma", 0.0), ("grad_clip", -1.0), ("device", "gpu"),
     ("valid_fraction", 1.0), ("amp", 1), ("seed", -1), ("seq_frames", 2.5), ("phase_start", -1),
     ("phase_start", 300_000), ("self_feed", 1.5), ("self_feed", -0.1), ("self_feed_temperature", 0.0),
+    ("self_feed_passes", 0),
 ])
 def test_train_config_refuses_bad_values(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
