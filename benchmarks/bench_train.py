@@ -25,8 +25,7 @@ import time
 import torch
 
 from models.evaluate import class_nll
-from models.self_feed import self_fed_samples
-from models.train import load_run_config, training_autocast
+from models.train import load_run_config, step_logits, training_autocast
 from models.voices import build_model
 
 
@@ -46,13 +45,7 @@ def measure(config: str, amp: bool, steps: int, warmup: int, threads: int) -> di
     for i in range(warmup + steps):
         t0 = time.perf_counter()
         with training_autocast(amp, torch.device("cpu")):
-            cond = model.conditioning(mel)
-            fed = None
-            if cfg.self_feed > 0:
-                fed = self_fed_samples(model, cond.detach(), coarse, fine, prev, rate=cfg.self_feed,
-                                       temperature=cfg.self_feed_temperature, generator=generator,
-                                       passes=cfg.self_feed_passes)
-            logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev, fed_back=fed)
+            logits_c, logits_f = step_logits(model, cfg, model.conditioning(mel), coarse, fine, prev, generator)
         loss = class_nll(logits_c, coarse, exact=False) + class_nll(logits_f, fine, exact=False)  # as train.py
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -229,6 +229,20 @@ def load_run_config(path: str | Path) -> tuple[VoiceConfig, TrainConfig]:
     return voice, config_from_dict(TrainConfig, data.get("train", {}))
 
 
+def step_logits(model: WaveRNN, cfg: TrainConfig, cond: torch.Tensor, coarse: torch.Tensor, fine: torch.Tensor,
+                prev: tuple[torch.Tensor, torch.Tensor],
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training step's (coarse, fine) logits: teacher-forced, or self-fed when ``cfg.self_feed`` > 0
+    (the fed samples drawn with ``generator``, :func:`models.self_feed.self_fed_samples`)."""
+    fed = None
+    if cfg.self_feed > 0:
+        fed = self_fed_samples(model, cond.detach(), coarse, fine, prev, rate=cfg.self_feed,
+                               temperature=cfg.self_feed_temperature, generator=generator,
+                               passes=cfg.self_feed_passes)
+    logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev, fed_back=fed)
+    return logits_c, logits_f
+
+
 def check_subscale_segments(voice: VoiceConfig, cfg: TrainConfig) -> None:
     """ValueError unless a subscale voice's training and validation segments fold into B sub-tensors."""
     if voice.subscale is None:
@@ -550,12 +564,7 @@ def _train(voice: VoiceConfig, cfg: TrainConfig, train_utts: Sequence[UtteranceD
         batch = train_set.sample(cfg.batch_size, generator).to(device)
         with autocast:
             cond, coarse, fine, prev = conditioned_batch(model, batch)
-            fed = None
-            if cfg.self_feed > 0:
-                fed = self_fed_samples(model, cond.detach(), coarse, fine, prev, rate=cfg.self_feed,
-                                       temperature=cfg.self_feed_temperature, generator=generator,
-                                       passes=cfg.self_feed_passes)
-            logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev, fed_back=fed)
+            logits_c, logits_f = step_logits(model, cfg, cond, coarse, fine, prev, generator)
         loss_c, loss_f = class_nll(logits_c, coarse, exact=False), class_nll(logits_f, fine, exact=False)
         loss = loss_c + loss_f
         if not torch.isfinite(loss):
