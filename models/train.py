@@ -140,8 +140,9 @@ class TrainConfig:
     self_feed: float = 0.0
     """Probability in [0, 1] that a previous-sample input is the network's own draw instead of
     the original sample (parallel scheduled sampling, :mod:`models.self_feed`; targets stay the
-    originals). 0 is plain teacher forcing. It costs one more, gradient-free, forward pass a
-    step; validation stays teacher-forced, while the training loss is measured on the fed inputs."""
+    originals). 0 is plain teacher forcing. It costs ``self_feed_passes`` more, gradient-free,
+    forward passes a step; validation stays teacher-forced, while the training loss is measured
+    on the fed inputs."""
     self_feed_temperature: float = 0.6
     """Temperature of those draws (the service samples at 0.6)."""
     self_feed_passes: int = 1
@@ -236,7 +237,7 @@ def step_logits(model: WaveRNN, cfg: TrainConfig, cond: torch.Tensor, coarse: to
     (the fed samples drawn with ``generator``, :func:`models.self_feed.self_fed_samples`)."""
     fed = None
     if cfg.self_feed > 0:
-        fed = self_fed_samples(model, cond.detach(), coarse, fine, prev, rate=cfg.self_feed,
+        fed = self_fed_samples(model, cond, coarse, fine, prev, rate=cfg.self_feed,
                                temperature=cfg.self_feed_temperature, generator=generator,
                                passes=cfg.self_feed_passes)
     logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev, fed_back=fed)

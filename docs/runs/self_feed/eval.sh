@@ -1,7 +1,7 @@
 #!/bin/bash
-# usage: eval.sh CKPT LABEL CORE_A CORE_B
+# usage: eval.sh CKPT LABEL CORE_A CORE_B (the CKPT path absolute or relative to the repository root)
 set -u
-cd /work/main
+cd "$(dirname "$0")/../../.."
 CK=$1; L=$2; A=$3; B=$4; OUT=docs/runs/self_feed/$L
 mkdir -p $OUT
 FEST="data/cache/synthetic_1500_seed0/audio/syn_00000.wav data/cache/synthetic_1500_seed0/audio/syn_00298.wav data/cache/synthetic_1500_seed0/audio/syn_00596.wav data/cache/synthetic_1500_seed0/audio/syn_01048.wav data/cache/synthetic_1500_seed0/audio/syn_01345.wav"
