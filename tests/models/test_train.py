@@ -126,6 +126,10 @@ def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_oth
     _, control = load_run_config(REPO / "configs" / "cpu384_self_feed_control.json")
     assert fed_voice == voices["cpu384"] and fed.phase_start == 118_003 and fed.self_feed > 0
     assert dataclasses.replace(fed, self_feed=0.0) == control
+    # the regrowth restart differs from that control in pruning (off) and threads alone
+    regrow_voice, regrow = load_run_config(REPO / "configs" / "cpu384_regrow_dense.json")
+    assert regrow_voice == voices["cpu384"] and regrow.prune_target == 0.0
+    assert dataclasses.replace(regrow, prune_target=control.prune_target, num_threads=control.num_threads) == control
 
 
 def test_lr_schedule() -> None:

@@ -1,8 +1,9 @@
 #!/bin/bash
-# usage: eval.sh CKPT LABEL CORE_A CORE_B (the CKPT path absolute or relative to the repository root)
+# usage: [RUNS_DIR=docs/runs/...] eval.sh CKPT LABEL CORE_A CORE_B (the CKPT path absolute or relative to the
+# repository root; the results go to RUNS_DIR/LABEL, RUNS_DIR docs/runs/self_feed unless set)
 set -u
 cd "$(dirname "$0")/../../.."
-CK=$1; L=$2; A=$3; B=$4; OUT=docs/runs/self_feed/$L
+CK=$1; L=$2; A=$3; B=$4; OUT=${RUNS_DIR:-docs/runs/self_feed}/$L
 mkdir -p $OUT
 FEST="data/cache/synthetic_1500_seed0/audio/syn_00000.wav data/cache/synthetic_1500_seed0/audio/syn_00298.wav data/cache/synthetic_1500_seed0/audio/syn_00596.wav data/cache/synthetic_1500_seed0/audio/syn_01048.wav data/cache/synthetic_1500_seed0/audio/syn_01345.wav"
 export OMP_NUM_THREADS=1
