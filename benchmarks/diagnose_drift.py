@@ -24,16 +24,16 @@ import argparse
 import json
 import sys
 
+import copy_common
 import numpy as np
 import torch
 
-from models.audio import float_to_pcm, join_pcm, pcm_to_float, read_audio, resample, split_pcm
+from models.audio import join_pcm, pcm_to_float, split_pcm
 from models.features import log_mel
-from models.quality import find_audio, pesq_wb, spread, stoi
 from models.samplers.base import SamplerState, UniformSource, conditioning_window, sample_classes
 from models.samplers.cpu import CpuSampler
-from models.voices import Voice, load_voice
-from models.weights import check_temperature, extract_weights
+from models.voices import Voice
+from models.weights import extract_weights
 
 
 def copy_in_spans(voice: Voice, sampler: CpuSampler, pcm: np.ndarray, span: int, seed: int,
@@ -85,43 +85,21 @@ def span_list(text: str) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--voice", default="default", help="bundled voice name or checkpoint/voice-folder path")
-    parser.add_argument("--audio", nargs="+", required=True, help="recordings (files or folders) to copy")
-    parser.add_argument("--max-utterances", type=int, default=5, help="recordings used, spread over the list")
-    parser.add_argument("--max-seconds", type=float, default=3.0, help="first seconds of each recording")
+    copy_common.add_arguments(parser)
     parser.add_argument("--spans", type=span_list, default="1,30,300,1200,4800,0",
                         help="span lengths in samples (0: plain free-running synthesis)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the uniforms")
-    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the card's)")
     args = parser.parse_args()
-    if args.max_seconds <= 0 or args.max_utterances < 1:
-        parser.error("--max-seconds must be > 0 and --max-utterances >= 1")
-    try:
-        files = spread(find_audio(args.audio), args.max_utterances)
-    except ValueError as exc:
-        parser.error(str(exc))
-    if not files:
-        parser.error(f"no audio files found in {args.audio}")
-    torch.set_num_threads(1)
-    voice = load_voice(args.voice)
+    files, voice, temperature = copy_common.load(parser, args)
     cfg = voice.config.features
-    try:
-        temperature = check_temperature(voice.temperature if args.temperature is None else args.temperature)
-    except ValueError as exc:
-        parser.error(str(exc))
     sampler = CpuSampler(extract_weights(voice.model, temperature=temperature), threads=1)
-    sums = {s: {"pesq_wb": 0.0, "stoi": 0.0, "log_mel_abs_nats": 0.0} for s in args.spans}
+    sums: dict[int, dict[str, float]] = {s: {} for s in args.spans}
     for path in files:
-        audio, rate = read_audio(path)
-        pcm = float_to_pcm(resample(audio, rate, cfg.sample_rate)[: round(args.max_seconds * cfg.sample_rate)])
+        pcm = copy_common.read_clip(path, cfg, args.max_seconds)
         ref = pcm_to_float(pcm)
         ref_mel = log_mel(ref, cfg)
         for span in args.spans:
-            out = pcm_to_float(copy_in_spans(voice, sampler, pcm, span, args.seed, temperature))[: ref.shape[0]]
-            row = sums[span]
-            row["pesq_wb"] += pesq_wb(ref, out, cfg.sample_rate) / len(files)
-            row["stoi"] += stoi(ref, out, cfg.sample_rate) / len(files)
-            row["log_mel_abs_nats"] += float(np.mean(np.abs(log_mel(out, cfg) - ref_mel))) / len(files)
+            out = pcm_to_float(copy_in_spans(voice, sampler, pcm, span, args.seed, temperature))
+            copy_common.add_scores(sums[span], ref, ref_mel, out, cfg, 1 / len(files))
         print(f"{path}: " + ", ".join(f"N={s} PESQ {sums[s]['pesq_wb']:.2f}" for s in args.spans) + " (running sums)",
               file=sys.stderr, flush=True)
     print(json.dumps({"voice": voice.name, "step": voice.card.get("training", {}).get("steps"),

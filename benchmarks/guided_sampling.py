@@ -27,18 +27,18 @@ import json
 import sys
 import time
 
+import copy_common
 import numpy as np
 import torch
 
-from models.audio import float_to_pcm, pcm_to_float, read_audio, resample
+from models.audio import pcm_to_float
 from models.config import FeatureConfig
 from models.features import log_mel, mel_filterbank
 from models.postfilter import envelope_postfilter
-from models.quality import find_audio, pesq_wb, spread, stoi
 from models.samplers.base import SamplerState, conditioning_window
 from models.samplers.cpu import CpuSampler
-from models.voices import Voice, load_voice
-from models.weights import check_temperature, extract_weights
+from models.voices import Voice
+from models.weights import extract_weights
 
 
 class FrameScore:
@@ -89,44 +89,31 @@ def guided_copy(voice: Voice, sampler: CpuSampler, mel: np.ndarray, k: int, scor
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--voice", default="default", help="bundled voice name or checkpoint/voice-folder path")
-    parser.add_argument("--audio", nargs="+", required=True, help="recordings (files or folders) to copy")
-    parser.add_argument("--max-utterances", type=int, default=5, help="recordings used, spread over the list")
-    parser.add_argument("--max-seconds", type=float, default=3.0, help="first seconds of each recording")
+    copy_common.add_arguments(parser)
     parser.add_argument("--candidates", default="1,4,16", help="values of K, comma-separated (1: plain synthesis)")
     parser.add_argument("--score-window", type=int, default=600, help="samples scored per choice (default 600)")
     parser.add_argument("--postfilter-db", type=float, default=20.0, help="post-filter limit of the served rows")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the uniforms")
-    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the card's)")
     args = parser.parse_args()
     try:
         ks = [int(x) for x in args.candidates.split(",")]
     except ValueError:
         parser.error(f"--candidates {args.candidates!r}: whole numbers, comma-separated")
-    if any(x < 1 for x in ks) or args.max_seconds <= 0 or args.max_utterances < 1:
-        parser.error("--candidates must be >= 1, --max-seconds > 0 and --max-utterances >= 1")
-    try:
-        files = spread(find_audio(args.audio), args.max_utterances)
-    except ValueError as exc:
-        parser.error(str(exc))
-    torch.set_num_threads(1)
-    voice = load_voice(args.voice)
+    if any(x < 1 for x in ks):
+        parser.error("--candidates must each be >= 1")
+    files, voice, temperature = copy_common.load(parser, args)
     cfg = voice.config.features
     try:
-        temperature = check_temperature(voice.temperature if args.temperature is None else args.temperature)
         score = FrameScore(cfg, args.score_window)
     except ValueError as exc:
         parser.error(str(exc))
     sampler = CpuSampler(extract_weights(voice.model, temperature=temperature), threads=1)
     for k in sorted(set(ks)):  # compile and warm up outside the timed runs
         guided_copy(voice, sampler, np.zeros((2, cfg.n_mels), np.float32), k, score, torch.Generator().manual_seed(0))
-    rows = {f"{k}{tag}": {"pesq_wb": 0.0, "stoi": 0.0, "log_mel_abs_nats": 0.0} for k in ks for tag in ("", "_pf")}
+    rows: dict[str, dict[str, float]] = {f"{k}{tag}": {} for k in ks for tag in ("", "_pf")}
     cpu_s = {k: 0.0 for k in ks}
     audio_s = 0.0
     for path in files:
-        audio, rate = read_audio(path)
-        pcm = float_to_pcm(resample(audio, rate, cfg.sample_rate)[: round(args.max_seconds * cfg.sample_rate)])
-        ref = pcm_to_float(pcm)
+        ref = pcm_to_float(copy_common.read_clip(path, cfg, args.max_seconds))
         mel = log_mel(ref, cfg)
         audio_s += ref.shape[0] / cfg.sample_rate
         for k in ks:
@@ -134,13 +121,9 @@ def main() -> None:
             t0 = time.process_time()
             out = pcm_to_float(guided_copy(voice, sampler, mel, k, score, gen))
             cpu_s[k] += time.process_time() - t0
-            filtered = envelope_postfilter(out, mel, cfg, args.postfilter_db)
-            for tag, y in (("", out), ("_pf", filtered)):
-                y = y[: ref.shape[0]]
-                row = rows[f"{k}{tag}"]
-                row["pesq_wb"] += pesq_wb(ref, y, cfg.sample_rate) / len(files)
-                row["stoi"] += stoi(ref, y, cfg.sample_rate) / len(files)
-                row["log_mel_abs_nats"] += float(np.mean(np.abs(log_mel(y, cfg) - mel))) / len(files)
+            copy_common.add_scores(rows[f"{k}"], ref, mel, out, cfg, 1 / len(files))
+            copy_common.add_scores(rows[f"{k}_pf"], ref, mel, envelope_postfilter(out, mel, cfg, args.postfilter_db),
+                                   cfg, 1 / len(files))
         print(f"{path}: " + ", ".join(f"{key} PESQ {r['pesq_wb']:.2f}" for key, r in rows.items()) + " (running sums)",
               file=sys.stderr, flush=True)
     print(json.dumps({"voice": voice.name, "step": voice.card.get("training", {}).get("steps"),
