@@ -130,6 +130,10 @@ def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_oth
     regrow_voice, regrow = load_run_config(REPO / "configs" / "cpu384_regrow_dense.json")
     assert regrow_voice == voices["cpu384"] and regrow.prune_target == 0.0
     assert dataclasses.replace(regrow, prune_target=control.prune_target, num_threads=control.num_threads) == control
+    # and its re-pruning starts the paper's schedule afresh where it resumes the regrown network
+    reprune_voice, reprune = load_run_config(REPO / "configs" / "cpu384_regrow_reprune.json")
+    assert reprune_voice == voices["cpu384"] and reprune.prune_t0 == reprune.phase_start == regrow.steps
+    assert reprune.prune_target == control.prune_target and reprune.prune_t0 + reprune.prune_steps < reprune.steps
 
 
 def test_lr_schedule() -> None:
