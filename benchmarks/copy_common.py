@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list[Path], Voice, float]:
     """The recordings, the voice and the checked temperature; bad input exits through ``parser.error``."""
-    if args.max_seconds <= 0 or args.max_utterances < 1:
-        parser.error("--max-seconds must be > 0 and --max-utterances >= 1")
+    if args.max_seconds <= 0 or args.max_utterances < 1 or args.seed < 0:
+        parser.error("--max-seconds must be > 0, --max-utterances >= 1 and --seed >= 0")
     try:
         files = spread(find_audio(args.audio), args.max_utterances)
     except ValueError as exc:

@@ -34,7 +34,7 @@ import torch
 from models.audio import pcm_to_float
 from models.config import FeatureConfig
 from models.features import log_mel, mel_filterbank
-from models.postfilter import envelope_postfilter
+from models.postfilter import check_max_gain_db, envelope_postfilter
 from models.samplers.base import SamplerState, conditioning_window
 from models.samplers.cpu import CpuSampler
 from models.voices import Voice
@@ -104,6 +104,7 @@ def main() -> None:
     cfg = voice.config.features
     try:
         score = FrameScore(cfg, args.score_window)
+        check_max_gain_db(args.postfilter_db)
     except ValueError as exc:
         parser.error(str(exc))
     sampler = CpuSampler(extract_weights(voice.model, temperature=temperature), threads=1)
