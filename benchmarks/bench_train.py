@@ -55,7 +55,7 @@ def measure(config: str, amp: bool, steps: int, warmup: int, threads: int) -> di
             times.append(time.perf_counter() - t0)
     step_s = statistics.median(times)
     return {"amp": amp, "batch_size": b, "segment_samples": n, "step_s": round(step_s, 4),
-            "samples_per_s": round(b * n / step_s), "loss_nats": round(float(loss), 3)}
+            "samples_per_s": round(b * n / step_s), "loss_nats": round(float(loss.detach()), 3)}
 
 
 def main(argv: list[str] | None = None) -> int:

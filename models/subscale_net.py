@@ -31,11 +31,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from models.config import SubscaleConfig, VoiceConfig, WaveRNNConfig
 from models.subscale import fold, unfold
-from models.wavernn import SILENCE_COARSE, SILENCE_FINE, WaveRNN, class_to_unit
+from models.wavernn import SILENCE_COARSE, SILENCE_FINE, WaveRNN, class_to_unit, float32_gru
 
 
 def silence_units(device: torch.device | str = "cpu") -> Tensor:
@@ -152,7 +151,7 @@ class SubscaleWaveRNN(WaveRNN):
         inp = inp.reshape(b * nb, steps, self.n_inputs)  # (b*B, T, 3 + C + Cc)
         params = self.gru_params()
         params["weight_ih_l0"] = params["weight_ih_l0"] * self.input_mask
-        out, h_n = functional_call(self.rnn, params, (inp, None))  # out (b*B, T, H)
+        out, h_n = float32_gru(self.rnn, params, inp, None)  # out (b*B, T, H)
         half = self.cfg.half
         logits_c = self.O2(F.relu(self.O1(out[..., :half])))  # (b*B, T, 256)
         logits_f = self.O4(F.relu(self.O3(out[..., half:])))

@@ -115,9 +115,10 @@ class TrainConfig:
     num_threads: int = 0
     """CPU threads for torch (0 = torch's default)."""
     amp: bool = False
-    """bf16 autocast of the forward pass, on CUDA and on CPU (1.3x the float32 samples/s of
-    WaveRNN-384 on this 2-core CPU with AVX512-BF16, ``benchmarks/bench_train.py``; emulated,
-    and slower, on a CPU without). Validation stays float32 on CPU."""
+    """bf16 autocast of the forward pass, on CUDA and on CPU, but for the GRU's recurrence, which
+    stays float32 as the samplers run it (:func:`models.wavernn.float32_gru`); 1.16x the float32
+    samples/s of WaveRNN-384 on this 2-core CPU with AVX512-BF16 (``benchmarks/bench_train.py``;
+    emulated, and slower, on a CPU without). Validation stays float32 on CPU."""
     valid_fraction: float = 0.05
     """Fraction of utterances held out for validation when preparing raw corpora."""
     valid_count: int = 0

@@ -134,6 +134,15 @@ def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_oth
     reprune_voice, reprune = load_run_config(REPO / "configs" / "cpu384_regrow_reprune.json")
     assert reprune_voice == voices["cpu384"] and reprune.prune_t0 == reprune.phase_start == regrow.steps
     assert reprune.prune_target == control.prune_target and reprune.prune_t0 + reprune.prune_steps < reprune.steps
+    # the float32-recurrence continuations: no restart (a flat rate from the resumed step) and the
+    # pruning of the run each continues, so resuming keeps its masks
+    f32_voice, f32 = load_run_config(REPO / "configs" / "cpu384_f32gru_118003.json")
+    assert f32_voice == voices["cpu384"] and f32.schedule == "constant" and f32.warmup_steps == 0
+    assert f32.phase_start == 118_003 and lr_at(f32, 118_003) == f32.lr < lr_at(current, 118_003) * 1.1
+    assert all(getattr(f32, f) == getattr(current, f) for f in same)
+    f32r_voice, f32r = load_run_config(REPO / "configs" / "cpu384_f32gru_reprune.json")
+    assert f32r_voice == voices["cpu384"] and f32r.phase_start == 121_003 and f32r.schedule == "constant"
+    assert all(getattr(f32r, f) == getattr(reprune, f) for f in same)
 
 
 def test_lr_schedule() -> None:

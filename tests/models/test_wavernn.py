@@ -135,3 +135,16 @@ def test_fed_back_samples_replace_the_previous_sample_inputs_only(tiny_model: Wa
     assert (lc2[:, t + 1] - lc[:, t + 1]).abs().max() > 1e-4
     with pytest.raises(ValueError, match="fed_back"):
         tiny_model.forward_conditioned(cond, coarse, fine, fed_back=(fed_c[:, 1:], fed_f))
+
+
+@torch.no_grad()
+def test_recurrence_runs_in_float32_under_bf16_autocast(tiny_model: WaveRNN) -> None:
+    # bf16 autocast (train.amp) may speed up the layers around the GRU, but the recurrence runs
+    # as the float32 samplers run it: with float32 conditioning the state is bit for bit the same
+    mel, coarse, fine = _inputs(tiny_model, frames=8)
+    cond = tiny_model.conditioning(mel)
+    _, _, h_ref = tiny_model.forward_conditioned(cond, coarse, fine)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lc, _, h_amp = tiny_model.forward_conditioned(cond, coarse, fine)
+    assert h_amp.dtype == torch.float32 and torch.equal(h_amp, h_ref)
+    assert lc.dtype == torch.bfloat16  # the output layers still autocast
