@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     for path in [*args.checkpoints, *args.data]:
         if not Path(path).exists():
             p.error(f"{path} does not exist")
+    for folder in args.data:
+        if not (Path(folder) / "manifest.json").is_file():
+            p.error(f"{folder} is not a prepared folder (no manifest.json); prepare it with `wavernn-tts train` "
+                    "or pass data/cache/<corpus> as training leaves it")
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
     for ckpt in args.checkpoints:
