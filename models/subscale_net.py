@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.config import SubscaleConfig, VoiceConfig, WaveRNNConfig
+from models.state_noise import StatePerturbation
 from models.subscale import fold, unfold
 from models.wavernn import SILENCE_COARSE, SILENCE_FINE, WaveRNN, class_to_unit, float32_gru
 
@@ -116,6 +117,7 @@ class SubscaleWaveRNN(WaveRNN):
         h0: Tensor | None = None,
         prev: tuple[Tensor, Tensor] | None = None,
         fed_back: tuple[Tensor, Tensor] | None = None,
+        perturb: tuple[StatePerturbation, torch.Generator] | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Teacher-forced logits in original sample order.
 
@@ -125,12 +127,15 @@ class SubscaleWaveRNN(WaveRNN):
             h0: must be None (every sub-tensor starts from a zero state).
             prev: ignored: every sub-tensor starts from silence, as in generation.
             fed_back: must be None (self-fed training is built for the plain WaveRNN only).
+            perturb: None or inactive (state perturbation is built for the plain WaveRNN only).
         Returns:
             coarse logits (b, N, 256), fine logits (b, N, 256) in original order, and the final
             states (b, B, H) of the sub-tensors.
         """
         if fed_back is not None:
             raise ValueError("fed_back (self-fed training) is built for the plain WaveRNN, not the subscale one")
+        if perturb is not None and perturb[0].active:
+            raise ValueError("perturb (state noise) is built for the plain WaveRNN, not the subscale one")
         b, n = coarse.shape
         nb = self.sub.factor
         if cond.shape[:2] != (b, n) or fine.shape != (b, n):

@@ -49,6 +49,7 @@ from models.data import SegmentDataset, UtteranceData, conditioned_batch, load_p
 from models.evaluate import class_nll, heldout_nll
 from models.self_feed import self_fed_samples
 from models.sparsity import PruneConfig, Pruner, sparsity_report
+from models.state_noise import StatePerturbation
 from models.stop import StopSignals
 from models.subscale_net import build_model
 from models.wavernn import WaveRNN
@@ -149,6 +150,13 @@ class TrainConfig:
     self_feed_passes: int = 1
     """Gradient-free passes that make the fed samples: 1 draws from a teacher-forced pass; each
     further pass is fed the last one's samples, so its draws carry compounded errors."""
+    state_noise: float = 0.0
+    """Standard deviation, in [0, 1], of Gaussian noise added to the GRU's state after every
+    training sample (:mod:`models.state_noise`; the state lies in [-1, 1]); 0 = none. Validation
+    stays unperturbed. Either perturbation runs the GRU as a loop over samples (about 1.1x)."""
+    state_round_bf16: bool = False
+    """Round the GRU's state to bf16 after every training sample, in float32 arithmetic otherwise:
+    what CPU autocast once did by accident (docs/quality.md section 11), on any device."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -202,6 +210,8 @@ class TrainConfig:
         lo, hi = TEMPERATURE_RANGE
         if not lo <= self.self_feed_temperature <= hi:
             raise ValueError(f"train.self_feed_temperature {self.self_feed_temperature} must be in [{lo}, {hi}]")
+        if not 0.0 <= self.state_noise <= 1.0:
+            raise ValueError(f"train.state_noise {self.state_noise} must be in [0, 1] (0 = none)")
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -235,13 +245,17 @@ def step_logits(model: WaveRNN, cfg: TrainConfig, cond: torch.Tensor, coarse: to
                 prev: tuple[torch.Tensor, torch.Tensor],
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """A training step's (coarse, fine) logits: teacher-forced, or self-fed when ``cfg.self_feed`` > 0
-    (the fed samples drawn with ``generator``, :func:`models.self_feed.self_fed_samples`)."""
+    (the fed samples drawn with ``generator``, :func:`models.self_feed.self_fed_samples`), the GRU's
+    state perturbed as ``cfg.state_noise`` and ``cfg.state_round_bf16`` say (noise drawn with
+    ``generator``, :mod:`models.state_noise`)."""
     fed = None
     if cfg.self_feed > 0:
         fed = self_fed_samples(model, cond, coarse, fine, prev, rate=cfg.self_feed,
                                temperature=cfg.self_feed_temperature, generator=generator,
                                passes=cfg.self_feed_passes)
-    logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev, fed_back=fed)
+    perturbation = StatePerturbation(cfg.state_noise, cfg.state_round_bf16)
+    logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev, fed_back=fed,
+                                                      perturb=(perturbation, generator))
     return logits_c, logits_f
 
 
@@ -462,6 +476,9 @@ def train(
     check_subscale_segments(voice, cfg)
     if cfg.self_feed > 0 and voice.subscale is not None:
         raise ValueError("train.self_feed is built for the plain WaveRNN; set it to 0 for a subscale voice")
+    if (cfg.state_noise > 0 or cfg.state_round_bf16) and voice.subscale is not None:
+        raise ValueError("train.state_noise and train.state_round_bf16 are built for the plain WaveRNN; "
+                         "set them to 0 and false for a subscale voice")
     if resume is None and checkpoint_files(run):
         raise ValueError(f"{run} already holds checkpoints; resume with --resume auto or choose another --out")
     run.mkdir(parents=True, exist_ok=True)

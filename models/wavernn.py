@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from models.config import N_CLASSES, WaveRNNConfig
+from models.state_noise import StatePerturbation, perturbed_gru
 
 #: Coarse and fine class of the 16-bit sample 0 (u = 32768): the state before any audio.
 SILENCE_COARSE = 128
@@ -188,6 +189,7 @@ class WaveRNN(nn.Module):
         h0: Tensor | None = None,
         prev: tuple[Tensor, Tensor] | None = None,
         fed_back: tuple[Tensor, Tensor] | None = None,
+        perturb: tuple[StatePerturbation, torch.Generator] | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """As :meth:`forward`, from per-sample conditioning ``cond`` (B, N, C).
 
@@ -195,6 +197,8 @@ class WaveRNN(nn.Module):
         previous-sample inputs in place of the targets: step t reads ``fed_back[:, t - 1]``
         (``prev`` at t = 0). The current coarse input of the fine half stays ``coarse``, the
         coarse class the fine target belongs to. None feeds back the targets (teacher forcing).
+        ``perturb`` = (perturbation, generator) perturbs the GRU's state after every sample
+        (:func:`models.state_noise.perturbed_gru`, a training option); None runs the fused GRU.
         """
         b, n = coarse.shape
         if cond.shape[:2] != (b, n) or fine.shape != (b, n):
@@ -217,7 +221,10 @@ class WaveRNN(nn.Module):
         hx = None if h0 is None else h0.unsqueeze(0).contiguous()  # (1, B, H)
         params = self.gru_params()
         params["weight_ih_l0"] = params["weight_ih_l0"] * self.input_mask
-        out, h_n = float32_gru(self.rnn, params, inp, hx)  # out (B, N, H)
+        if perturb is not None and perturb[0].active:
+            out, h_n = perturbed_gru(params, inp, hx, *perturb)
+        else:
+            out, h_n = float32_gru(self.rnn, params, inp, hx)  # out (B, N, H)
         half = self.cfg.half
         logits_c = self.O2(F.relu(self.O1(out[..., :half])))
         logits_f = self.O4(F.relu(self.O3(out[..., half:])))

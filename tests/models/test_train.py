@@ -24,7 +24,7 @@ from models import evaluate
 from models import train as train_mod
 from models.audio import float_to_pcm, write_wav
 from models.checkpoint import load_checkpoint, read_checkpoint
-from models.config import VoiceConfig, config_to_dict
+from models.config import SubscaleConfig, VoiceConfig, config_to_dict
 from models.data import SegmentDataset, folder_corpus, load_prepared, prepare
 from models.train import TrainConfig, checkpoint_files, load_run_config, lr_at, train
 
@@ -68,7 +68,7 @@ def _config_file(tmp_path: Path, **train: object) -> Path:
     ("min_lr_ratio", 1.5), ("decay_gamma", 0.0), ("grad_clip", -1.0), ("device", "gpu"),
     ("valid_fraction", 1.0), ("amp", 1), ("seed", -1), ("seq_frames", 2.5), ("phase_start", -1),
     ("phase_start", 300_000), ("self_feed", 1.5), ("self_feed", -0.1), ("self_feed_temperature", 0.0),
-    ("self_feed_passes", 0),
+    ("self_feed_passes", 0), ("state_noise", 1.5), ("state_noise", -0.1), ("state_round_bf16", 1),
 ])
 def test_train_config_refuses_bad_values(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
@@ -143,6 +143,12 @@ def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_oth
     f32r_voice, f32r = load_run_config(REPO / "configs" / "cpu384_f32gru_reprune.json")
     assert f32r_voice == voices["cpu384"] and f32r.phase_start == 121_003 and f32r.schedule == "constant"
     assert all(getattr(f32r, f) == getattr(reprune, f) for f in same)
+    # the state-perturbation arms differ from the float32 control in their one option alone
+    for name, field, value in (("cpu384_state_bf16_118003", "state_round_bf16", True),
+                               ("cpu384_state_noise_118003", "state_noise", 0.01)):
+        arm_voice, arm = load_run_config(REPO / "configs" / f"{name}.json")
+        assert arm_voice == voices["cpu384"] and getattr(arm, field) == value
+        assert dataclasses.replace(f32, **{field: value}) == arm
 
 
 def test_lr_schedule() -> None:
@@ -229,6 +235,24 @@ def test_self_fed_training_learns_and_resumes_exactly(prepared: Path, tmp_path: 
                   progress=io.StringIO())
     assert any(not torch.equal(a[k], plain.model.state_dict()[k]) for k in a)  # the fed inputs changed training
     assert whole.valid is not None and whole.valid["total_bits"] < 15.0  # and it learns (16 bits at the start)
+
+
+def test_state_perturbed_training_learns_and_resumes_exactly(prepared: Path, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(FAST, steps=30, checkpoint_every=15, keep_checkpoints=0, state_noise=0.02,
+                              state_round_bf16=True, validate_every=30)
+    train_utts, valid_utts = load_prepared(prepared, "train"), load_prepared(prepared, "valid")
+    whole = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "a", progress=io.StringIO())
+    resumed = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "b", resume=checkpoint_files(tmp_path / "a")[0],
+                    progress=io.StringIO())
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the noise comes from the checkpointed generator
+    plain = train(VOICE, dataclasses.replace(cfg, state_noise=0.0, state_round_bf16=False), train_utts, valid_utts,
+                  tmp_path / "c", progress=io.StringIO())
+    assert any(not torch.equal(a[k], plain.model.state_dict()[k]) for k in a)  # the perturbation changed training
+    assert whole.valid is not None and whole.valid["total_bits"] < 15.0  # and it learns (16 bits at the start)
+    subscale = dataclasses.replace(VOICE, subscale=SubscaleConfig(factor=2, horizon=2, past=2, context_channels=8))
+    with pytest.raises(ValueError, match="state_noise"):
+        train(subscale, cfg, train_utts, valid_utts, tmp_path / "d", progress=io.StringIO())
 
 
 def test_warm_restart_resumes_with_the_rate_of_a_new_phase(prepared: Path, tmp_path: Path) -> None:
