@@ -7,8 +7,8 @@ independent training option: after each sample's update the state is rounded to 
 (``round_bf16``) and/or has Gaussian noise of standard deviation ``noise_std`` added, and the
 next sample's update starts from the perturbed state. The fused ``nn.GRU`` cannot do that from
 the inside, so this is a Python loop over samples with the input projection hoisted out of it;
-it costs about 1.1x the fused GRU's time for WaveRNN-384 at batch 32 x 1,200 samples, one CPU
-thread (forward and backward).
+a WaveRNN-384 training step in float32 takes 1.13x as long on one CPU thread
+(``benchmarks/bench_train.py``, docs/training.md).
 
 With neither perturbation it equals the fused GRU (``tests/models/test_state_noise.py``).
 Gradients pass the rounding unchanged (a dtype cast's gradient) and do not see the noise. The
