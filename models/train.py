@@ -153,7 +153,8 @@ class TrainConfig:
     state_noise: float = 0.0
     """Standard deviation, in [0, 1], of Gaussian noise added to the GRU's state after every
     training sample (:mod:`models.state_noise`; the state lies in [-1, 1]); 0 = none. Validation
-    stays unperturbed. Either perturbation runs the GRU as a loop over samples (about 1.1x)."""
+    stays unperturbed. Either perturbation runs the GRU as a loop over samples (1.13x a float32 step's time on one
+    CPU thread, docs/training.md)."""
     state_round_bf16: bool = False
     """Round the GRU's state to bf16 after every training sample, in float32 arithmetic otherwise:
     what CPU autocast once did by accident (docs/quality.md section 11), on any device."""

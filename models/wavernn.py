@@ -198,7 +198,8 @@ class WaveRNN(nn.Module):
         (``prev`` at t = 0). The current coarse input of the fine half stays ``coarse``, the
         coarse class the fine target belongs to. None feeds back the targets (teacher forcing).
         ``perturb`` = (perturbation, generator) perturbs the GRU's state after every sample
-        (:func:`models.state_noise.perturbed_gru`, a training option); None runs the fused GRU.
+        (:func:`models.state_noise.perturbed_gru`, a training option); None, or an inactive
+        perturbation, runs the fused GRU.
         """
         b, n = coarse.shape
         if cond.shape[:2] != (b, n) or fine.shape != (b, n):
