@@ -196,6 +196,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_sampling_arguments(p: argparse.ArgumentParser) -> None:
+    """The options `vocode` and `say` share: which voice, and how it samples."""
+    p.add_argument("--checkpoint", help="checkpoint .pt (default: the bundled voice)")
+    p.add_argument("--voice", default="default", help="bundled voice name (when no --checkpoint)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same audio)")
+    p.add_argument("--block", type=int, default=2400, help="samples per sampler call")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature, 0.05..2 (default: the voice card's; 1.0 = the paper's)")
+    p.add_argument("--postfilter-db", type=float, default=None,
+                   help="gain limit (dB, up to 60) of the spectral-envelope post-filter; 0: none "
+                        "(default: the voice card's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wavernn-tts", description="WaveRNN text-to-speech")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -210,15 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("vocode", help="log-mel features (.npy) -> 24 kHz wav")
     p.add_argument("input", help=".npy of shape (frames, n_mels)")
     p.add_argument("-o", "--output", required=True, help="output .wav")
-    p.add_argument("--checkpoint", help="checkpoint .pt (default: the bundled voice)")
-    p.add_argument("--voice", default="default", help="bundled voice name (when no --checkpoint)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same audio)")
-    p.add_argument("--block", type=int, default=2400, help="samples per sampler call")
-    p.add_argument("--temperature", type=float, default=None,
-                   help="sampling temperature, 0.05..2 (default: the voice card's; 1.0 = the paper's)")
-    p.add_argument("--postfilter-db", type=float, default=None,
-                   help="gain limit (dB, up to 60) of the spectral-envelope post-filter; 0: none "
-                        "(default: the voice card's)")
+    _add_sampling_arguments(p)
     p.set_defaults(func=_cmd_vocode)
 
     p = sub.add_parser("export", help="ONNX export of the conditioning network and the step cell")
@@ -231,16 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("say", help="text -> 24 kHz wav through the Festival frontend and the voice")
     p.add_argument("text", help="text to speak (split into sentences)")
     p.add_argument("-o", "--output", required=True, help="output .wav")
-    p.add_argument("--checkpoint", help="checkpoint .pt (default: the bundled voice)")
-    p.add_argument("--voice", default="default", help="bundled voice name (when no --checkpoint)")
     p.add_argument("--speed", type=float, default=1.0, help="speaking rate, 0.25..4")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same audio)")
-    p.add_argument("--block", type=int, default=2400, help="samples per sampler call")
-    p.add_argument("--temperature", type=float, default=None,
-                   help="sampling temperature, 0.05..2 (default: the voice card's; 1.0 = the paper's)")
-    p.add_argument("--postfilter-db", type=float, default=None,
-                   help="gain limit (dB, up to 60) of the spectral-envelope post-filter; 0: none "
-                        "(default: the voice card's)")
+    _add_sampling_arguments(p)
     p.set_defaults(func=_cmd_say)
 
     from models import evaluate, train
