@@ -9,8 +9,8 @@ per second) for each precision on ``--threads`` torch threads. Random targets co
 arithmetic as real ones, so no corpus is needed. bf16 is native on a CPU with AVX512-BF16 or
 AMX (reported as ``cpu_bf16``); elsewhere it is emulated and slower. A config with
 ``train.self_feed`` > 0 also runs its gradient-free teacher-forced pass and draws each step
-(:mod:`models.self_feed`), and one with ``train.state_noise`` > 0 or ``train.state_round_bf16``
-runs its perturbed GRU loop (:mod:`models.state_noise`), as training does. One JSON line last.
+(:mod:`models.self_feed`), and one with ``train.state_noise`` > 0, ``train.state_round_bf16`` or
+``train.gates_bf16`` runs its perturbed GRU loop (:mod:`models.state_noise`), as training does. One JSON line last.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     fp32, bf16 = rows
     cfg = load_run_config(args.config)[1]
     print(json.dumps({"config": args.config, "self_feed": cfg.self_feed, "state_noise": cfg.state_noise,
-                      "state_round_bf16": cfg.state_round_bf16,
+                      "state_round_bf16": cfg.state_round_bf16, "gates_bf16": cfg.gates_bf16,
                       "threads": args.threads, "cpu": platform.processor() or platform.machine(),
                       "cpu_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
                       "fp32_samples_per_s": fp32["samples_per_s"], "bf16_samples_per_s": bf16["samples_per_s"],

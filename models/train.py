@@ -158,6 +158,11 @@ class TrainConfig:
     state_round_bf16: bool = False
     """Round the GRU's state to bf16 after every training sample, in float32 arithmetic otherwise:
     what CPU autocast once did by accident (docs/quality.md section 11), on any device."""
+    gates_bf16: bool = False
+    """Run the GRU's gates in bf16 in training (bf16 weights, operands and activations of the input
+    and recurrent products) while the state is carried in float32; with ``state_round_bf16`` too,
+    the whole recurrence is bf16 as CPU autocast once ran it (docs/quality.md section 14). The
+    same loop over samples as the state perturbations; validation stays float32."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -247,14 +252,14 @@ def step_logits(model: WaveRNN, cfg: TrainConfig, cond: torch.Tensor, coarse: to
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """A training step's (coarse, fine) logits: teacher-forced, or self-fed when ``cfg.self_feed`` > 0
     (the fed samples drawn with ``generator``, :func:`models.self_feed.self_fed_samples`), the GRU's
-    state perturbed as ``cfg.state_noise`` and ``cfg.state_round_bf16`` say (noise drawn with
-    ``generator``, :mod:`models.state_noise`)."""
+    recurrence perturbed as ``cfg.state_noise``, ``cfg.state_round_bf16`` and ``cfg.gates_bf16`` say
+    (noise drawn with ``generator``, :mod:`models.state_noise`)."""
     fed = None
     if cfg.self_feed > 0:
         fed = self_fed_samples(model, cond, coarse, fine, prev, rate=cfg.self_feed,
                                temperature=cfg.self_feed_temperature, generator=generator,
                                passes=cfg.self_feed_passes)
-    perturbation = StatePerturbation(cfg.state_noise, cfg.state_round_bf16)
+    perturbation = StatePerturbation(cfg.state_noise, cfg.state_round_bf16, cfg.gates_bf16)
     logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev, fed_back=fed,
                                                       perturb=(perturbation, generator))
     return logits_c, logits_f
@@ -477,9 +482,9 @@ def train(
     check_subscale_segments(voice, cfg)
     if cfg.self_feed > 0 and voice.subscale is not None:
         raise ValueError("train.self_feed is built for the plain WaveRNN; set it to 0 for a subscale voice")
-    if (cfg.state_noise > 0 or cfg.state_round_bf16) and voice.subscale is not None:
-        raise ValueError("train.state_noise and train.state_round_bf16 are built for the plain WaveRNN; "
-                         "set them to 0 and false for a subscale voice")
+    if (cfg.state_noise > 0 or cfg.state_round_bf16 or cfg.gates_bf16) and voice.subscale is not None:
+        raise ValueError("train.state_noise, train.state_round_bf16 and train.gates_bf16 are built for the plain "
+                         "WaveRNN; set them to 0, false and false for a subscale voice")
     if resume is None and checkpoint_files(run):
         raise ValueError(f"{run} already holds checkpoints; resume with --resume auto or choose another --out")
     run.mkdir(parents=True, exist_ok=True)

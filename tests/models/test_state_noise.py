@@ -1,4 +1,4 @@
-"""State perturbation of teacher forcing: no perturbation is the fused GRU; rounding and noise do what they say."""
+"""Perturbed recurrence in teacher forcing: none is the fused GRU; rounding, noise and bf16 gates do what they say."""
 
 from __future__ import annotations
 
@@ -40,6 +40,25 @@ def test_bf16_rounding_leaves_every_state_on_the_bf16_grid(tiny_model: WaveRNN) 
     assert float((rounded - plain).detach().abs().max()) < 0.05  # and it then runs on from the rounded state
     grads = torch.autograd.grad(rounded.sum(), [params["weight_hh_l0"]])
     assert bool(torch.isfinite(grads[0]).all()) and float(grads[0].abs().sum()) > 0  # gradients pass
+
+
+def test_bf16_gates_keep_a_float32_state(tiny_model: WaveRNN) -> None:
+    params, inp, hx = _inputs(tiny_model)
+    plain, _ = perturbed_gru(params, inp, hx, StatePerturbation(), torch.Generator())
+    gates, _ = perturbed_gru(params, inp, hx, StatePerturbation(gates_bf16=True), torch.Generator())
+    both, _ = perturbed_gru(params, inp, hx, StatePerturbation(round_bf16=True, gates_bf16=True), torch.Generator())
+    assert gates.dtype == both.dtype == torch.float32
+    assert not torch.equal(gates, gates.to(torch.bfloat16).float())  # the state is carried in float32
+    assert torch.equal(both, both.to(torch.bfloat16).float())  # with rounding too, it is bf16
+    assert 0 < float((gates - plain).detach().abs().max()) < 0.05
+    # the first step with both is a bf16 GRU cell's, up to the order of the bf16 arithmetic
+    bf = {k: v.detach().to(torch.bfloat16) for k, v in params.items()}
+    cell = torch.gru_cell(inp[:, 0].to(torch.bfloat16), hx[0].to(torch.bfloat16), bf["weight_ih_l0"],
+                          bf["weight_hh_l0"], bf["bias_ih_l0"], bf["bias_hh_l0"])
+    assert float((both[:, 0] - cell.float()).detach().abs().max()) < 0.02
+    grads = torch.autograd.grad(gates.sum(), [params["weight_hh_l0"], params["weight_ih_l0"]])
+    for grad in grads:  # gradients reach the float32 weights through the casts
+        assert grad.dtype == torch.float32 and bool(torch.isfinite(grad).all()) and float(grad.abs().sum()) > 0
 
 
 def test_noise_is_seeded_by_the_generator_and_has_the_asked_spread(tiny_model: WaveRNN) -> None:

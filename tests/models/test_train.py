@@ -143,12 +143,17 @@ def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_oth
     f32r_voice, f32r = load_run_config(REPO / "configs" / "cpu384_f32gru_reprune.json")
     assert f32r_voice == voices["cpu384"] and f32r.phase_start == 121_003 and f32r.schedule == "constant"
     assert all(getattr(f32r, f) == getattr(reprune, f) for f in same)
-    # the state-perturbation arms differ from the float32 control in their one option alone
-    for name, field, value in (("cpu384_state_bf16_118003", "state_round_bf16", True),
-                               ("cpu384_state_noise_118003", "state_noise", 0.01)):
+    # the recurrence-perturbation arms differ from the float32 control in their options alone
+    arms: dict[str, dict[str, object]] = {
+        "cpu384_state_bf16_118003": {"state_round_bf16": True},
+        "cpu384_state_noise_118003": {"state_noise": 0.01},
+        "cpu384_gates_bf16_118003": {"gates_bf16": True},
+        "cpu384_recurrence_bf16_118003": {"gates_bf16": True, "state_round_bf16": True},
+    }
+    for name, changes in arms.items():
         arm_voice, arm = load_run_config(REPO / "configs" / f"{name}.json")
-        assert arm_voice == voices["cpu384"] and getattr(arm, field) == value
-        assert dataclasses.replace(f32, **{field: value}) == arm
+        assert arm_voice == voices["cpu384"] and arm != f32
+        assert dataclasses.replace(f32, **changes) == arm
 
 
 def test_lr_schedule() -> None:
@@ -239,20 +244,23 @@ def test_self_fed_training_learns_and_resumes_exactly(prepared: Path, tmp_path: 
 
 def test_state_perturbed_training_learns_and_resumes_exactly(prepared: Path, tmp_path: Path) -> None:
     cfg = dataclasses.replace(FAST, steps=30, checkpoint_every=15, keep_checkpoints=0, state_noise=0.02,
-                              state_round_bf16=True, validate_every=30)
+                              state_round_bf16=True, gates_bf16=True, validate_every=30)
     train_utts, valid_utts = load_prepared(prepared, "train"), load_prepared(prepared, "valid")
     whole = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "a", progress=io.StringIO())
     resumed = train(VOICE, cfg, train_utts, valid_utts, tmp_path / "b", resume=checkpoint_files(tmp_path / "a")[0],
                     progress=io.StringIO())
     a, b = whole.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # the noise comes from the checkpointed generator
-    plain = train(VOICE, dataclasses.replace(cfg, state_noise=0.0, state_round_bf16=False), train_utts, valid_utts,
-                  tmp_path / "c", progress=io.StringIO())
+    unperturbed = dataclasses.replace(cfg, state_noise=0.0, state_round_bf16=False, gates_bf16=False)
+    plain = train(VOICE, unperturbed, train_utts, valid_utts, tmp_path / "c", progress=io.StringIO())
     assert any(not torch.equal(a[k], plain.model.state_dict()[k]) for k in a)  # the perturbation changed training
     assert whole.valid is not None and whole.valid["total_bits"] < 15.0  # and it learns (16 bits at the start)
     subscale = dataclasses.replace(VOICE, subscale=SubscaleConfig(factor=2, horizon=2, past=2, context_channels=8))
     with pytest.raises(ValueError, match="state_noise"):
         train(subscale, cfg, train_utts, valid_utts, tmp_path / "d", progress=io.StringIO())
+    with pytest.raises(ValueError, match="gates_bf16"):
+        train(subscale, dataclasses.replace(cfg, state_noise=0.0, state_round_bf16=False), train_utts, valid_utts,
+              tmp_path / "e", progress=io.StringIO())
 
 
 def test_warm_restart_resumes_with_the_rate_of_a_new_phase(prepared: Path, tmp_path: Path) -> None:
