@@ -154,6 +154,11 @@ def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_oth
         arm_voice, arm = load_run_config(REPO / "configs" / f"{name}.json")
         assert arm_voice == voices["cpu384"] and arm != f32
         assert dataclasses.replace(f32, **changes) == arm
+    # and the restarts with the state rounded differ from theirs in that option (and one thread)
+    _, restart_rounded = load_run_config(REPO / "configs" / "cpu384_restart_state_bf16.json")
+    assert dataclasses.replace(control, state_round_bf16=True) == restart_rounded
+    _, regrow_rounded = load_run_config(REPO / "configs" / "cpu384_regrow_dense_state_bf16.json")
+    assert dataclasses.replace(regrow, state_round_bf16=True, num_threads=1) == regrow_rounded
 
 
 def test_lr_schedule() -> None:
