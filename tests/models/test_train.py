@@ -159,6 +159,8 @@ def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_oth
     assert dataclasses.replace(control, state_round_bf16=True) == restart_rounded
     _, regrow_rounded = load_run_config(REPO / "configs" / "cpu384_regrow_dense_state_bf16.json")
     assert dataclasses.replace(regrow, state_round_bf16=True, num_threads=1) == regrow_rounded
+    _, reprune_rounded = load_run_config(REPO / "configs" / "cpu384_regrow_reprune_state_bf16.json")
+    assert dataclasses.replace(reprune, state_round_bf16=True) == reprune_rounded
 
 
 def test_lr_schedule() -> None:
