@@ -14,9 +14,10 @@ projection hoisted out of it; a WaveRNN-384 training step in float32 takes 1.13x
 CPU thread (``benchmarks/bench_train.py``, docs/training.md).
 
 With no perturbation it equals the fused GRU (``tests/models/test_state_noise.py``).
-Gradients pass the roundings and bf16 casts unchanged (a dtype cast's gradient) and do not see the noise. The
-noise is drawn on the CPU with ``generator`` (the training run's, saved in each checkpoint) so
-a resumed run draws what the uninterrupted one would.
+Gradients pass the dtype casts unchanged (a cast's gradient; with bf16 gates the backward of
+their products and activations runs in bf16 too) and do not see the noise. The noise is drawn
+on the CPU with ``generator`` (the training run's, saved in each checkpoint) so a resumed run
+draws what the uninterrupted one would.
 """
 
 from __future__ import annotations

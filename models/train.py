@@ -259,10 +259,14 @@ def step_logits(model: WaveRNN, cfg: TrainConfig, cond: torch.Tensor, coarse: to
         fed = self_fed_samples(model, cond, coarse, fine, prev, rate=cfg.self_feed,
                                temperature=cfg.self_feed_temperature, generator=generator,
                                passes=cfg.self_feed_passes)
-    perturbation = StatePerturbation(cfg.state_noise, cfg.state_round_bf16, cfg.gates_bf16)
     logits_c, logits_f, _ = model.forward_conditioned(cond, coarse, fine, prev=prev, fed_back=fed,
-                                                      perturb=(perturbation, generator))
+                                                      perturb=(recurrence_perturbation(cfg), generator))
     return logits_c, logits_f
+
+
+def recurrence_perturbation(cfg: TrainConfig) -> StatePerturbation:
+    """The GRU recurrence's perturbation in training that ``cfg`` asks for (:mod:`models.state_noise`)."""
+    return StatePerturbation(cfg.state_noise, cfg.state_round_bf16, cfg.gates_bf16)
 
 
 def check_subscale_segments(voice: VoiceConfig, cfg: TrainConfig) -> None:
@@ -482,7 +486,7 @@ def train(
     check_subscale_segments(voice, cfg)
     if cfg.self_feed > 0 and voice.subscale is not None:
         raise ValueError("train.self_feed is built for the plain WaveRNN; set it to 0 for a subscale voice")
-    if (cfg.state_noise > 0 or cfg.state_round_bf16 or cfg.gates_bf16) and voice.subscale is not None:
+    if recurrence_perturbation(cfg).active and voice.subscale is not None:
         raise ValueError("train.state_noise, train.state_round_bf16 and train.gates_bf16 are built for the plain "
                          "WaveRNN; set them to 0, false and false for a subscale voice")
     if resume is None and checkpoint_files(run):
