@@ -151,6 +151,8 @@ def _load_folder(ckpt: Path, card_path: Path, name: str) -> Voice:
     card: dict[str, Any] = {"name": name, "trained": bool(meta.get("trained", True))}
     if card_path.is_file():
         card.update(read_card(card_path))
+    elif meta.get("step") is not None:  # a bare training checkpoint: say which step is served
+        card["training"] = {"steps": int(meta["step"])}
     card_temperature(card)  # a bad sampling or post-filter entry fails at load, not at the first request
     card_postfilter(card)
     return Voice(str(card.get("name", name)), model, config, card)

@@ -34,6 +34,8 @@ def test_pack_then_load_a_voice_folder(tmp_path: Path, tiny_voice: VoiceConfig) 
 
     voice = load_voice(str(tmp_path / "v"))
     assert voice.name == "myvoice" and voice.trained and voice.config == tiny_voice
+    bare = load_voice(str(ckpt))  # a training checkpoint has no card: its step still tells what is served
+    assert bare.name == "step" and bare.card["training"] == {"steps": 7}
     for (k, a), (_, b) in zip(model.state_dict().items(), voice.model.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
 
