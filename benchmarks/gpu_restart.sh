@@ -2,7 +2,8 @@
 # A warm restart of the default voice on a lent GPU: two variants of it (by default batch 256 at a
 # peak rate of 2e-4 and batch 64 at 1e-4, configs/cpu384_gpu_restart_b*.json) resume the same
 # checkpoint side by side in one device call, under CUDA MPS where it starts (gpu_common.sh), each
-# with its learning rate restarted (train.phase_start) and a cosine that ends when the call does.
+# with its learning rate restarted at CKPT's step (--phase-start) and a cosine that ends when the
+# call does.
 #
 #   run(carry=["data/shards28/shard_002.npz", "data/gpu_restart/step_00114334.pt"], timeout_s=590,
 #       command="CKPT=data/gpu_restart/step_00114334.pt SHARD=data/shards28/shard_002.npz bash benchmarks/gpu_restart.sh")
@@ -37,6 +38,9 @@ export DEVICE=${DEVICE:-cuda}
 for run in $RUNS; do
   [ -f "$CONFIG_DIR/$run.json" ] || fail "config $CONFIG_DIR/$run.json does not exist"
 done
+# the rate restarts at CKPT's own step (train --phase-start), whatever phase_start the configs name
+STEP0=$(python3 -c "import sys; from models.checkpoint import read_checkpoint; print(read_checkpoint(sys.argv[1])['train_state']['step'])" "$CKPT") \
+  || fail "cannot read the training step of $CKPT: is it a training checkpoint (with train_state)?"
 WORK=${WORK:-/tmp/restart}
 rm -rf "$WORK"
 mkdir -p "$WORK" "$OUT"
@@ -64,7 +68,9 @@ wait_all() {  # the exit status of each started leg into rc[RUN]
 newest() { ls "$WORK/$1"/checkpoints/step_*.pt 2>/dev/null | sort | tail -n 1; }
 
 echo "leg 1: $PROBE minutes from $CKPT" | tee -a "$OUT/gpu.txt"
-for run in $RUNS; do train "$run" "$CKPT" --max-minutes "$PROBE"; done
+for run in $RUNS; do  # a provisional horizon: leg 1 stays inside the warmup, which does not depend on it
+  train "$run" "$CKPT" --phase-start "$STEP0" --steps "$((STEP0 + 10000))" --max-minutes "$PROBE"
+done
 wait_all
 horizons=()
 left=$(python3 -c "print(max(0.0, $MINUTES * 60 - $SECONDS - $START))")
@@ -92,7 +98,7 @@ EOF
   fi
   echo "$run: leg 1 reached $(basename "$ckpt"); $left s left; horizon $horizon" | tee -a "$OUT/gpu.txt"
   horizons+=("\"$run\": $horizon")
-  train "$run" "$ckpt" --steps "$horizon" --max-minutes "$(python3 -c "print(round($left / 60 + 0.3, 2))")"
+  train "$run" "$ckpt" --phase-start "$STEP0" --steps "$horizon" --max-minutes "$(python3 -c "print(round($left / 60 + 0.3, 2))")"
 done
 wait_all
 stop_mps_and_dmon

@@ -673,6 +673,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue from a checkpoint, or 'auto' = the newest in RUN_DIR (fresh start if none)")
     parser.add_argument("--cache", help="where raw corpora are prepared (default RUN_DIR/prepared)")
     parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--phase-start", type=int, metavar="STEP",
+                        help="override train.phase_start: a warm restart whose warmup and schedule count from STEP "
+                             "(the step of --resume for a restart there)")
     parser.add_argument("--device", help="override train.device: auto, cpu, cuda or cuda:N")
     parser.add_argument("--num-threads", type=int, help="override train.num_threads")
     parser.add_argument("--seed", type=int, help="override train.seed (a fresh run's initial weights and segment "
@@ -702,7 +705,7 @@ def run(args: argparse.Namespace) -> int:
         data = data or list(blob["meta"].get("data", []))
     voice, cfg = voice or VoiceConfig(), cfg or TrainConfig()
     overrides = {"steps": args.steps, "device": args.device, "num_threads": args.num_threads,
-                 "seed": getattr(args, "seed", None)}
+                 "seed": getattr(args, "seed", None), "phase_start": getattr(args, "phase_start", None)}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if not data:
         raise ValueError("no training data: pass --data (a folder of audio, an LJSpeech folder, a shard file or "

@@ -161,6 +161,16 @@ def test_every_shipped_config_loads_and_the_default_voice_phases_resume_each_oth
     assert dataclasses.replace(regrow, state_round_bf16=True, num_threads=1) == regrow_rounded
     _, reprune_rounded = load_run_config(REPO / "configs" / "cpu384_regrow_reprune_state_bf16.json")
     assert dataclasses.replace(reprune, state_round_bf16=True) == reprune_rounded
+    # the GPU restarts of the bundled step 121,003 (that run's pruning, so its masks resume) are the
+    # step 114,334 restarts with only the restart point and that pruning changed
+    prune = ("prune_t0", "prune_steps", "prune_every")
+    for size in ("b256", "b64"):
+        new_voice, new = load_run_config(REPO / "configs" / f"cpu384_gpu_restart_121003_{size}.json")
+        _, old = load_run_config(REPO / "configs" / f"cpu384_gpu_restart_{size}.json")
+        assert new_voice == voices["cpu384"] and new.phase_start == 121_003
+        assert all(getattr(new, f) == getattr(reprune_rounded, f) for f in prune)
+        moved = {f: getattr(new, f) for f in (*prune, "phase_start", "steps")}
+        assert dataclasses.replace(old, **moved) == new and new.steps - new.phase_start == old.steps - old.phase_start
 
 
 def test_lr_schedule() -> None:
@@ -495,6 +505,21 @@ def test_cli_seed_overrides_the_config(prepared: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="seed"):
         train_mod.run(_args(train_mod, ["--config", str(config), "--data", str(prepared), "--out",
                                         str(tmp_path / "bad"), "--seed", "-1"]))
+
+
+def test_cli_phase_start_restarts_the_schedule_where_it_resumes(prepared: Path, tmp_path: Path) -> None:
+    config = _config_file(tmp_path, steps=2, checkpoint_every=2, validate_every=2, log_every=1, warmup_steps=2)
+    out = tmp_path / "run"
+    assert train_mod.run(_args(train_mod, ["--config", str(config), "--data", str(prepared), "--out", str(out)])) == 0
+    argv = ["--out", str(out), "--resume", "auto", "--steps", "6", "--phase-start", "2"]
+    assert train_mod.run(_args(train_mod, argv)) == 0
+    state = read_checkpoint(checkpoint_files(out)[-1])["train_state"]
+    assert state["step"] == 6 and state["train_config"]["phase_start"] == 2
+    lrs = [json.loads(line)["lr"] for line in (out / "metrics.jsonl").read_text().splitlines()
+           if json.loads(line)["kind"] == "train"]
+    assert lrs[2:4] == pytest.approx([FAST.lr / 2, FAST.lr])  # the warmup again, from step 2
+    with pytest.raises(ValueError, match=r"phase_start 9 must be below train\.steps 6"):
+        train_mod.run(_args(train_mod, ["--out", str(out), "--resume", "auto", "--phase-start", "9"]))
 
 
 def test_cli_bad_audio_fails_before_training(corpus_dir: Path, tmp_path: Path) -> None:
