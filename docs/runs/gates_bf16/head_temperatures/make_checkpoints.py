@@ -18,7 +18,12 @@ def main(ckpt: str, out_dir: str, pairs: list[str]) -> None:
     state.pop("train_state", None)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for pair in pairs:
-        tc, tf = (float(t) for t in pair.split(":"))
+        try:
+            tc, tf = (float(t) for t in pair.split(":"))
+        except ValueError:
+            sys.exit(f"error: {pair!r} is not TC:TF, two temperatures such as 0.6:0.3")
+        if not (0.05 <= tc <= 2 and 0.05 <= tf <= 2):
+            sys.exit(f"error: temperatures must be 0.05..2, got {pair!r}")
         model = {k: v.clone() for k, v in state["model"].items()}
         for layer, t in (("O2", tc), ("O4", tf)):
             model[f"{layer}.weight"] /= t
