@@ -342,6 +342,7 @@ def copy_synthesis(
     sampler: Sampler | None = None,
     temperature: float = 1.0,
     postfilter_db: float | None = None,
+    pitch_sync: bool = False,
     audio_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Vocode real recordings from their own log-mel and compare the result with them.
@@ -361,6 +362,7 @@ def copy_synthesis(
         sampler: the sampler (default: the compiled CPU sampler over the model's weights).
         temperature: sampling temperature of the default sampler (1.0: the paper's).
         postfilter_db: gain limit of the spectral-envelope post-filter (None: none).
+        pitch_sync: pitch-synchronous uniforms (:mod:`models.samplers.pitch_sync`).
         audio_dir: if given, write each vocoded utterance there as ``<index>_<stem>.wav``.
     Returns:
         ``{"utterances": [{"file", "seconds", "pesq_wb", "stoi", "log_mel_distance",
@@ -374,7 +376,7 @@ def copy_synthesis(
     chosen = spread([Path(f) for f in files], max_utterances)
     if not chosen:
         raise ValueError("copy-synthesis needs at least one audio file")
-    vocoder = cpu_vocoder(model, voice, sampler, temperature, postfilter_db)
+    vocoder = cpu_vocoder(model, voice, sampler, temperature, postfilter_db, pitch_sync)
     cfg, rate = voice.features, voice.features.sample_rate
     rows: list[dict[str, Any]] = []
     for i, path in enumerate(chosen):
@@ -423,6 +425,7 @@ def intelligibility(
     sampler: Sampler | None = None,
     temperature: float = 1.0,
     postfilter_db: float | None = None,
+    pitch_sync: bool = False,
     recognise: Recogniser | None = None,
     audio_dir: str | Path | None = None,
     block_samples: int = 2400,
@@ -441,6 +444,7 @@ def intelligibility(
         sampler: default: the compiled CPU sampler.
         temperature: sampling temperature of the default sampler (1.0: the paper's).
         postfilter_db: gain limit of the spectral-envelope post-filter (None: none).
+        pitch_sync: pitch-synchronous uniforms (:mod:`models.samplers.pitch_sync`).
         recognise: default: a :class:`PocketsphinxRecogniser`.
         audio_dir: if given, write each vocoded sentence there as ``<index>.wav``.
         block_samples: samples per sampler call (the vocoder's block size).
@@ -451,7 +455,7 @@ def intelligibility(
     if not sentences:
         raise ValueError("intelligibility needs at least one sentence")
     recognise = recognise or PocketsphinxRecogniser()
-    vocoder = cpu_vocoder(model, voice, sampler, temperature, postfilter_db)
+    vocoder = cpu_vocoder(model, voice, sampler, temperature, postfilter_db, pitch_sync)
     rate = voice.features.sample_rate
     rows: list[dict[str, Any]] = []
     for i, text in enumerate(sentences):

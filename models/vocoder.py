@@ -2,8 +2,10 @@
 
 The vocoder owns nothing but the glue: validated features go through the conditioning
 network once, then the sampler runs block by block over conditioning windows, with
-randomness from a seeded :class:`~models.samplers.base.UniformSource`. With a post-filter
-gain limit, each block then goes through the spectral-envelope post-filter
+randomness from a seeded :class:`~models.samplers.base.UniformSource` (or, with
+``pitch_sync``, a :class:`~models.samplers.pitch_sync.PitchSyncUniforms` whose draws repeat once
+per pitch period read off the same features by :class:`~models.pitch.MelPitchTracker`). With a
+post-filter gain limit, each block then goes through the spectral-envelope post-filter
 (:mod:`models.postfilter`) towards the same features.
 """
 
@@ -19,8 +21,10 @@ import torch
 from models.audio import float_to_pcm, pcm_to_float
 from models.config import VoiceConfig
 from models.features import validate_features
+from models.pitch import MelPitchTracker
 from models.postfilter import StreamingPostFilter, postfilter_gain_db
-from models.samplers.base import Sampler, SamplerState, UniformSource, conditioning_window
+from models.samplers.base import Sampler, SamplerState, Uniforms, UniformSource, conditioning_window
+from models.samplers.pitch_sync import PitchSyncUniforms, check_pitch_sync
 from models.samplers.reference import ReferenceSampler
 from models.wavernn import WaveRNN
 from models.weights import extract_weights
@@ -36,14 +40,18 @@ class Vocoder:
         voice: the voice config the features must follow.
         sampler: defaults to the reference sampler over the model's weights.
         postfilter_db: gain limit (dB) of the spectral-envelope post-filter; None or 0: none.
+        pitch_sync: make the sampler's uniforms repeat once per pitch period in voiced frames
+            (:mod:`models.samplers.pitch_sync`).
     """
 
     def __init__(self, model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None,
-                 postfilter_db: float | None = None) -> None:
+                 postfilter_db: float | None = None, pitch_sync: bool = False) -> None:
         self.model = model.eval()
         self.voice = voice
         self.sampler: Sampler = sampler or ReferenceSampler(extract_weights(model))
         self.postfilter_db = postfilter_gain_db(postfilter_db)
+        self.pitch_sync = check_pitch_sync(pitch_sync)
+        self.pitch = MelPitchTracker(voice.features) if self.pitch_sync else None
 
     @torch.no_grad()
     def gate_frames(self, mel: np.ndarray) -> torch.Tensor:
@@ -75,7 +83,10 @@ class Vocoder:
         gates = self.gate_frames(mel)
         hop = self.voice.features.hop_length
         total = gates.shape[0] * hop
-        rng = UniformSource(seed)
+        rng: Uniforms = UniformSource(seed)
+        if self.pitch is not None:
+            rng = PitchSyncUniforms(seed, hop, self.pitch.max_period)
+            rng.add_periods(self.pitch.periods(validate_features(mel, self.voice.features)))
         state = SamplerState.initial(1, self.sampler.hidden_size)
         pos = 0
         while pos < total:
@@ -105,12 +116,13 @@ class Vocoder:
 
 
 def cpu_vocoder(model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None,
-                temperature: float = 1.0, postfilter_db: float | None = None) -> Vocoder:
+                temperature: float = 1.0, postfilter_db: float | None = None, pitch_sync: bool = False) -> Vocoder:
     """A :class:`Vocoder` over a CPU copy of ``model`` and the compiled CPU sampler (at sampling
-    ``temperature``) by default, with the post-filter at ``postfilter_db`` (None: none)."""
+    ``temperature``) by default, with the post-filter at ``postfilter_db`` (None: none) and
+    pitch-synchronous uniforms if ``pitch_sync``."""
     from models.samplers.cpu import CpuSampler
 
     if next(model.parameters()).device.type != "cpu":
         model = copy.deepcopy(model).cpu()
     return Vocoder(model, voice, sampler or CpuSampler(extract_weights(model, temperature=temperature)),
-                   postfilter_db=postfilter_db)
+                   postfilter_db=postfilter_db, pitch_sync=pitch_sync)

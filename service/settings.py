@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         "the output onto its log-mel features, over the card's `postfilter.max_gain_db` (unset: the card's, "
         "else none; 0: none). See docs/quality.md."
     )
+    pitch_sync: bool | None = Field(
+        None, description="Pitch-synchronous sampling noise: in voiced frames the sampler's random draws repeat "
+        "once per pitch period read off the log-mel features, over the card's `sampling.pitch_sync` (unset: "
+        "the card's, else off). Not for a Subscale WaveRNN voice. See docs/quality.md section 16."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where samplers run: `auto` picks CUDA when available, else CPU."
     )

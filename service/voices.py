@@ -6,14 +6,15 @@ import dataclasses
 
 from models.config import VoiceConfig
 from models.postfilter import postfilter_gain_db
-from models.voices import Voice, load_voice, untrained_voice
+from models.voices import Voice, card_pitch_sync, load_voice, untrained_voice
 from models.weights import check_temperature
 
 #: A seeded, untrained tiny WaveRNN (H=32, 8 mels, hop 30): fast, for tests and smoke checks.
 UNTRAINED_TINY = "untrained-tiny"
 
 
-def resolve_voice(spec: str, temperature: float | None = None, postfilter_db: float | None = None) -> Voice:
+def resolve_voice(spec: str, temperature: float | None = None, postfilter_db: float | None = None,
+                  pitch_sync: bool | None = None) -> Voice:
     """A bundled name, a checkpoint / voice-folder path, or ``untrained-tiny``.
 
     Args:
@@ -22,6 +23,7 @@ def resolve_voice(spec: str, temperature: float | None = None, postfilter_db: fl
             (so ``/v1/models`` shows the one the workers use).
         postfilter_db: ``TTS_POSTFILTER_DB``: if given, it replaces the card's post-filter gain
             limit (0: no post-filter).
+        pitch_sync: ``TTS_PITCH_SYNC``: if given, it replaces the card's ``sampling.pitch_sync``.
 
     Raises:
         ValueError: unknown name or unreadable checkpoint (with the known names); a
@@ -40,4 +42,7 @@ def resolve_voice(spec: str, temperature: float | None = None, postfilter_db: fl
         card.pop("postfilter", None)
         if limit is not None:
             card["postfilter"] = {"max_gain_db": limit}
+    if pitch_sync is not None:
+        card["sampling"] = {**card.get("sampling", {}), "pitch_sync": pitch_sync}
+    card_pitch_sync(card)  # refused for a subscale voice
     return dataclasses.replace(voice, card=card)

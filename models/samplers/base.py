@@ -9,6 +9,7 @@ that drawing in blocks of any sizes gives the same numbers as one draw.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -163,6 +164,15 @@ class UniformSource:
         return torch.from_numpy(self._rng.random((n, 2)).astype(np.float32))
 
 
-def draw_batch(sources: list[UniformSource], n: int) -> Tensor:
+class Uniforms(Protocol):
+    """A stream's source of uniforms (:class:`UniformSource`, or
+    :class:`~models.samplers.pitch_sync.PitchSyncUniforms`)."""
+
+    def draw(self, n: int) -> Tensor:
+        """(n, 2) float32 uniforms in [0, 1) for the stream's next ``n`` samples."""
+        ...
+
+
+def draw_batch(sources: Sequence[Uniforms], n: int) -> Tensor:
     """(B, n, 2) uniforms, one row per stream's own source."""
     return torch.stack([s.draw(n) for s in sources])

@@ -19,6 +19,7 @@ import torch
 from models.checkpoint import load_checkpoint
 from models.config import VoiceConfig, config_to_dict
 from models.postfilter import postfilter_gain_db
+from models.samplers.pitch_sync import check_pitch_sync
 from models.subscale_net import build_model
 from models.wavernn import WaveRNN
 from models.weights import check_temperature
@@ -54,6 +55,12 @@ class Voice:
         (``"postfilter": {"max_gain_db": D}``, :mod:`models.postfilter`), else None (off)."""
         return card_postfilter(self.card)
 
+    @property
+    def pitch_sync(self) -> bool:
+        """Whether the card asks for pitch-synchronous sampling noise
+        (``"sampling": {"pitch_sync": true}``, :mod:`models.samplers.pitch_sync`)."""
+        return card_pitch_sync(self.card)
+
 
 def read_card(path: Path) -> dict[str, Any]:
     """The voice card at ``path`` as a dict, or ValueError if it is not a JSON object."""
@@ -80,6 +87,25 @@ def card_temperature(card: dict[str, Any]) -> float:
         return check_temperature(sampling.get("temperature", 1.0))
     except ValueError as exc:
         raise ValueError(f"voice card of {card.get('name')!r}: {exc}") from exc
+
+
+def card_pitch_sync(card: dict[str, Any]) -> bool:
+    """Whether a voice card asks for pitch-synchronous sampling noise
+    (``"sampling": {"pitch_sync": true}``, :mod:`models.samplers.pitch_sync`); false without one.
+
+    Raises:
+        ValueError: a value that is not true or false, or one asked of a subscale voice.
+    """
+    card_temperature(card)  # the sampling entry is an object
+    value = card.get("sampling", {}).get("pitch_sync", False)
+    try:
+        on = check_pitch_sync(value)
+    except ValueError as exc:
+        raise ValueError(f"voice card of {card.get('name')!r}: 'sampling': {exc}") from exc
+    if on and card.get("subscale"):
+        raise ValueError(f"voice card of {card.get('name')!r}: pitch_sync is not available for a subscale voice; "
+                         "set 'sampling': {'pitch_sync': false}")
+    return on
 
 
 def card_postfilter(card: dict[str, Any]) -> float | None:
@@ -155,4 +181,5 @@ def _load_folder(ckpt: Path, card_path: Path, name: str) -> Voice:
         card["training"] = {"steps": int(meta["step"])}
     card_temperature(card)  # a bad sampling or post-filter entry fails at load, not at the first request
     card_postfilter(card)
+    card_pitch_sync(card)
     return Voice(str(card.get("name", name)), model, config, card)

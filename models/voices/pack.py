@@ -16,6 +16,7 @@ from typing import Any
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.config import config_to_dict
 from models.postfilter import postfilter_gain_db
+from models.samplers.pitch_sync import check_pitch_sync
 from models.sparsity import sparsity_report
 from models.weights import check_temperature
 
@@ -64,6 +65,7 @@ def pack_voice(
     speed: dict[str, Any] | None = None,
     temperature: float = 1.0,
     postfilter_db: float | None = None,
+    pitch_sync: bool = False,
     data: list[str] | None = None,
 ) -> Path:
     """Write a bundled voice folder from a training checkpoint.
@@ -80,6 +82,8 @@ def pack_voice(
             card; 1.0 = the paper's sampling).
         postfilter_db: gain limit of the spectral-envelope post-filter the voice is served with
             (``"postfilter"`` on the card, :mod:`models.postfilter`); None or 0: none.
+        pitch_sync: serve it with pitch-synchronous sampling noise (``"sampling": {"pitch_sync":
+            true}`` on the card, :mod:`models.samplers.pitch_sync`); not for a subscale voice.
         data: the data specs the voice was trained on, for the card's licences and attribution;
             None takes the checkpoint's, which name only its last run's data (a shard file when
             that run was a GPU piece on shards, docs/training.md).
@@ -88,7 +92,11 @@ def pack_voice(
     """
     temperature = check_temperature(temperature)
     postfilter_db = postfilter_gain_db(postfilter_db)
+    pitch_sync = check_pitch_sync(pitch_sync)
     model, voice, meta = load_checkpoint(checkpoint)
+    if pitch_sync and voice.subscale is not None:
+        raise ValueError("pitch-synchronous sampling is not available for a Subscale WaveRNN voice; pack it without "
+                         "--pitch-sync")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out / "model.pt", model, voice, meta={"trained": True, "step": meta.get("step"),
@@ -102,7 +110,7 @@ def pack_voice(
         "parameters": model.num_parameters(),
         "lookahead_samples": voice.model.lookahead_samples,
         "sparsity": meta.get("sparsity") or sparsity_report(model),
-        "sampling": {"temperature": temperature},
+        "sampling": {"temperature": temperature, **({"pitch_sync": True} if pitch_sync else {})},
         **({"postfilter": {"max_gain_db": postfilter_db}} if postfilter_db is not None else {}),
         "training": {
             "steps": meta.get("step"),

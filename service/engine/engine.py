@@ -23,7 +23,9 @@ import torch
 from torch import Tensor
 
 from models.features import validate_features
+from models.pitch import MelPitchTracker
 from models.postfilter import StreamingPostFilter
+from models.samplers.pitch_sync import PitchSyncUniforms
 from models.voices import Voice
 from service.engine.devices import (
     check_sampler_device,
@@ -103,6 +105,7 @@ class Engine:
         self._workers: list[DeviceWorker] = []
         self._queue = AdmissionQueue(config.queue_size, self._observer.queue_depth)
         self._pool: ThreadPoolExecutor | None = None
+        self._pitch: MelPitchTracker | None = None  # set at start when the voice samples pitch-synchronously
         self._feeders: dict[int, asyncio.Task[None]] = {}  # stream id -> feeder task
         self._closing = False
 
@@ -128,6 +131,7 @@ class Engine:
             card=dict(voice.card),
         )
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts-cond")
+        self._pitch = MelPitchTracker(cfg.features) if voice.pitch_sync else None
         make = await asyncio.to_thread(self._make_sampler, voice)
         warm = await asyncio.to_thread(
             warm_up_block, voice, min(self.config.block_samples, cfg.features.hop_length), self.config.max_batch
@@ -143,8 +147,9 @@ class Engine:
         for worker in self._workers:
             worker.start()
         post = "off" if voice.postfilter_db is None else f"{voice.postfilter_db:g} dB"
-        log.info("engine started: voice %r (trained=%s, T=%g, post-filter %s), workers %s", voice.name,
-                 voice.trained, voice.temperature, post, [w.name for w in self._workers])
+        log.info("engine started: voice %r (trained=%s, T=%g, post-filter %s, pitch-synchronous noise %s), "
+                 "workers %s", voice.name, voice.trained, voice.temperature, post,
+                 "on" if voice.pitch_sync else "off", [w.name for w in self._workers])
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until :meth:`is_ready` (or ``timeout`` s); returns readiness."""
@@ -202,13 +207,15 @@ class Engine:
         post_db = self._voice.postfilter_db
         stream = Stream(request.seed, features.hop_length, time.monotonic() + self.config.request_timeout_s, loop,
                         max(1, round(unread_s * features.sample_rate)) if unread_s > 0 else None,
-                        StreamingPostFilter(features, post_db) if post_db is not None else None)
+                        StreamingPostFilter(features, post_db) if post_db is not None else None,
+                        None if self._pitch is None else PitchSyncUniforms(request.seed, features.hop_length,
+                                                                           self._pitch.max_period))
         stream.on_cancel = self._on_cancel
         stream.on_release = self._queue.release
         self._queue.put(stream)
         try:
             if first is not None:
-                stream.append(await self._condition(first), final=True, mel=first)
+                stream.append(*await self._condition(first), final=True, mel=first)
             else:
                 assert not isinstance(request.features, np.ndarray)
                 chunks = aiter(request.features)
@@ -217,7 +224,7 @@ class Engine:
                 except StopAsyncIteration:
                     raise ValueError("the input produced no audio features; send non-empty input") from None
                 mel = self._validate(mel, request.max_samples, 0)
-                stream.append(await self._condition(mel), final=False, mel=mel)
+                stream.append(*await self._condition(mel), final=False, mel=mel)
                 task = asyncio.create_task(self._feed(stream, chunks, request.max_samples, mel.shape[0]))
                 self._feeders[stream.id] = task
         except BaseException:
@@ -238,14 +245,16 @@ class Engine:
             )
         return out
 
-    async def _condition(self, mel: np.ndarray) -> Tensor:
-        """(T, n_mels) -> (T, 3H) gate conditioning, computed in the conditioning thread."""
-        voice, pool = self._voice, self._pool
+    async def _condition(self, mel: np.ndarray) -> tuple[Tensor, np.ndarray | None]:
+        """(T, n_mels) -> (T, 3H) gate conditioning and, with pitch-synchronous sampling, the (T,)
+        pitch periods of the frames (else None), computed in the conditioning thread."""
+        voice, pool, pitch = self._voice, self._pool, self._pitch
         assert voice is not None and pool is not None
 
-        def run() -> Tensor:
+        def run() -> tuple[Tensor, np.ndarray | None]:
             with torch.no_grad():
-                return voice.model.gate_conditioning(torch.from_numpy(mel).unsqueeze(0))[0].contiguous()
+                gates = voice.model.gate_conditioning(torch.from_numpy(mel).unsqueeze(0))[0].contiguous()
+            return gates, None if pitch is None else pitch.periods(mel)
 
         return await asyncio.get_running_loop().run_in_executor(pool, run)
 
@@ -258,7 +267,7 @@ class Engine:
                     return
                 mel = self._validate(mel, max_samples, frames)
                 frames += mel.shape[0]
-                stream.append(await self._condition(mel), final=False, mel=mel)
+                stream.append(*await self._condition(mel), final=False, mel=mel)
             stream.finish_input()
         except asyncio.CancelledError:
             raise

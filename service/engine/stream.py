@@ -37,7 +37,8 @@ from torch import Tensor
 
 from models.audio import float_to_pcm, pcm_to_float
 from models.postfilter import StreamingPostFilter
-from models.samplers.base import SamplerState, UniformSource, conditioning_window, window_frames
+from models.samplers.base import SamplerState, Uniforms, UniformSource, conditioning_window, window_frames
+from models.samplers.pitch_sync import PitchSyncUniforms
 from service.engine.protocol import DeadlineExceededError
 
 _END = object()  # end-of-stream marker on the output queue
@@ -56,10 +57,14 @@ class Stream:
             (None: no limit).
         postfilter: the stream's post-filter (None: the sampler's blocks go out as they are);
             then every :meth:`append` must bring the chunk's log-mel frames.
+        source: the stream's uniforms (None: a :class:`UniformSource` of ``seed``); with a
+            :class:`~models.samplers.pitch_sync.PitchSyncUniforms` every :meth:`append` must
+            bring the chunk's pitch periods.
     """
 
     def __init__(self, seed: int, hop: int, deadline: float, loop: asyncio.AbstractEventLoop,
-                 max_unread: int | None = None, postfilter: StreamingPostFilter | None = None) -> None:
+                 max_unread: int | None = None, postfilter: StreamingPostFilter | None = None,
+                 source: Uniforms | None = None) -> None:
         if max_unread is not None and max_unread < 1:
             raise ValueError(f"max_unread must be >= 1 sample or None, got {max_unread}")
         self.id = next(_ids)
@@ -67,7 +72,7 @@ class Stream:
         self.hop = hop
         self.deadline = deadline
         self.submitted_at = time.monotonic()
-        self.source = UniformSource(seed)
+        self.source: Uniforms = source if source is not None else UniformSource(seed)
         # worker-thread state
         self.state: SamplerState | None = None
         self.position = 0
@@ -90,12 +95,19 @@ class Stream:
         self.postfilter = postfilter  # fed and read on the event loop only (append, the reader)
 
     # -- input (event loop) ----------------------------------------------------------
-    def append(self, gates: Tensor, final: bool, mel: np.ndarray | None = None) -> None:
+    def append(self, gates: Tensor, periods: np.ndarray | None = None, *, final: bool,
+               mel: np.ndarray | None = None) -> None:
         """Add frames (T_k, 3H) of gate conditioning; ``final`` marks the last chunk.
 
-        ``mel`` (T_k, n_mels): the chunk's log-mel frames, the post-filter's targets (required
-        with a post-filter, ignored without).
+        ``periods`` (T_k,): the chunk's pitch periods in samples, 0 where unvoiced
+        (:meth:`models.pitch.MelPitchTracker.periods`; required with pitch-synchronous uniforms,
+        ignored without). ``mel`` (T_k, n_mels): the chunk's log-mel frames, the post-filter's
+        targets (required with a post-filter, ignored without).
         """
+        if isinstance(self.source, PitchSyncUniforms):
+            if periods is None or periods.shape[0] != gates.shape[0]:
+                raise ValueError("a pitch-synchronous stream needs each chunk's pitch periods, one per gate frame")
+            self.source.add_periods(periods)  # before the frames: the worker never draws past the periods
         if self.postfilter is not None:
             if mel is None or mel.shape[0] != gates.shape[0]:
                 raise ValueError("a post-filtered stream needs each chunk's log-mel frames, one per gate frame")

@@ -211,6 +211,28 @@ def test_tts_temperature_is_the_served_voices_and_shown_on_its_card(monkeypatch:
     assert voice.temperature == 0.7  # what the workers' samplers are built from
 
 
+def test_tts_pitch_sync_replaces_the_cards_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TTS_PITCH_SYNC", "maybe")
+    with pytest.raises(ValidationError, match="pitch_sync"):
+        Settings()
+    monkeypatch.setenv("TTS_PITCH_SYNC", "true")
+    assert Settings().pitch_sync is True
+    monkeypatch.delenv("TTS_PITCH_SYNC")
+    assert Settings().pitch_sync is None  # the card's
+    app = create_app(settings(voice="untrained-tiny", pitch_sync=True), frontend=TextFrontend(enabled=False))
+
+    async def body(c: httpx.AsyncClient) -> tuple[dict[str, Any], Any, int]:
+        assert await app.state.engine.wait_ready(10)
+        r = await c.post("/v1/vocode?response_format=pcm", content=npy(tiny_mel(10)), headers=NPY_HEADERS)
+        return (await c.get("/v1/models")).json(), app.state.engine._voice, len(r.content)
+
+    models, voice, size = serve(app, body)
+    assert models["data"][0]["card"]["sampling"]["pitch_sync"] is True
+    assert voice.pitch_sync is True
+    assert size == 10 * 30 * 2
+    assert resolve_voice("untrained-tiny", pitch_sync=False).pitch_sync is False
+
+
 def test_tts_postfilter_db_replaces_the_cards_post_filter(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TTS_POSTFILTER_DB", "61")
     with pytest.raises(ValidationError, match="postfilter_db"):

@@ -89,6 +89,29 @@ def test_vocode_samples_at_the_temperature_asked_for(tmp_path: Path, small_check
     assert res.returncode == 2 and "temperature must be a number from 0.05 to 2" in res.stderr
 
 
+def test_vocode_pitch_sync_switches_the_pitch_synchronous_draws(tmp_path: Path, small_checkpoint: Path) -> None:
+    from models.config import FeatureConfig
+    from models.features import log_mel
+
+    t = np.arange(6000) / 24000
+    tone = sum(np.cos(2 * np.pi * 150 * k * t) / k for k in range(1, 20)) * 0.05
+    mel_path = tmp_path / "tone.npy"
+    np.save(mel_path, log_mel(tone.astype(np.float32), FeatureConfig()))
+    outs = {}
+    for mode in ("on", "off"):
+        outs[mode] = tmp_path / f"{mode}.wav"
+        res = _cli("vocode", str(mel_path), "-o", str(outs[mode]), "--checkpoint", str(small_checkpoint),
+                   "--pitch-sync", mode)
+        assert res.returncode == 0, res.stderr
+    res = _cli("vocode", str(mel_path), "-o", str(tmp_path / "d.wav"), "--checkpoint", str(small_checkpoint))
+    assert res.returncode == 0, res.stderr
+    assert outs["on"].read_bytes() != outs["off"].read_bytes()
+    assert (tmp_path / "d.wav").read_bytes() == outs["off"].read_bytes()  # a bare checkpoint has no card: off
+    res = _cli("vocode", str(mel_path), "-o", str(tmp_path / "x.wav"), "--checkpoint", str(small_checkpoint),
+               "--pitch-sync", "yes")
+    assert res.returncode == 2 and "invalid choice" in res.stderr
+
+
 def test_say_speaks_text_through_festival_and_the_voice(tmp_path: Path, small_checkpoint: Path) -> None:
     from models.frontend import FestivalFrontend
 

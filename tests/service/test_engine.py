@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from models.config import VoiceConfig
+from models.pitch import MelPitchTracker
 from models.postfilter import envelope_postfilter
 from models.samplers.base import Sampler, SamplerState
 from models.samplers.reference import ReferenceSampler
@@ -137,6 +138,32 @@ def test_post_filtered_streams_are_the_post_filtered_engine_output(voice: Voice)
         assert out.shape == raw.shape
         np.testing.assert_allclose(out / 32767.0, want, atol=2 / 32767, err_msg=f"stream {i}")
         assert not np.array_equal(out, raw)  # the filter did act
+
+
+def test_pitch_synced_streams_are_the_pitch_synced_vocoder_and_do_not_depend_on_chunk_timing(voice: Voice) -> None:
+    synced = dataclasses.replace(voice, card={**voice.card, "sampling": {"pitch_sync": True}})
+    mels = [tiny_mel(14, seed=6), tiny_mel(9, seed=7)]
+    tracker = MelPitchTracker(voice.config.features)
+    assert all((tracker.periods(m) > 0).any() for m in mels)  # the draws do repeat somewhere
+    chunks = [tiny_mel(5, seed=1), tiny_mel(9, seed=2), tiny_mel(4, seed=3)]
+
+    async def source(delay: float) -> AsyncIterator[np.ndarray]:
+        for c in chunks:
+            yield c
+            await asyncio.sleep(delay)
+
+    async def body(engine: Engine) -> list[np.ndarray]:
+        streams = [await engine.submit(SynthesisRequest(m, seed=i)) for i, m in enumerate(mels)]
+        streams += [await engine.submit(SynthesisRequest(source(d), seed=4)) for d in (0.15, 0.0)]
+        return list(await asyncio.gather(*(collect(s) for s in streams)))
+
+    outs = run_engine(synced, body)
+    for i, mel in enumerate(mels):
+        want = Vocoder(voice.model, voice.config, pitch_sync=True).vocode(mel, seed=i, block_samples=BLOCK)
+        np.testing.assert_array_equal(outs[i], want, err_msg=f"stream {i}")
+        assert not np.array_equal(outs[i], solo(voice, mel, seed=i))
+    np.testing.assert_array_equal(outs[2], outs[3])
+    assert outs[2].shape == (18 * 30,)
 
 
 class FailingOnce:

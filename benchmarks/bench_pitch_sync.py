@@ -1,0 +1,103 @@
+"""What pitch-synchronous sampling noise costs: the pitch tracker and the uniforms, per audio second.
+
+For each recording of ``--audio`` (the first ``--max-seconds``, at the voice's rate) the log-mel
+frames are computed once; then, ``--repeats`` times each, the best time of:
+
+- ``tracker``: :meth:`models.pitch.MelPitchTracker.periods` over the whole utterance (the engine
+  runs it once per appended chunk, in its conditioning thread);
+- ``uniforms_plain``: :class:`~models.samplers.base.UniformSource` draws of the whole utterance in
+  blocks of ``--block`` samples (what every stream draws);
+- ``uniforms_pitch_sync``: :class:`~models.samplers.pitch_sync.PitchSyncUniforms` draws of the same.
+
+Both are reported in CPU milliseconds per second of audio, beside the voiced fraction of the
+frames. The compiled sampler itself takes about 210 ms per audio second on one core (docs/benchmarks.md),
+so these are to be read against that. One JSON line last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+
+from models.audio import read_audio, resample
+from models.features import log_mel
+from models.pitch import MelPitchTracker
+from models.quality import find_audio, spread
+from models.samplers.base import UniformSource
+from models.samplers.pitch_sync import PitchSyncUniforms
+from models.voices import load_voice
+
+
+def best_of(repeats: int, fn: object) -> float:
+    """Shortest wall time of ``repeats`` calls of ``fn`` (seconds)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()  # type: ignore[operator]
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--voice", default="default", help="bundled voice name or checkpoint/voice-folder path")
+    parser.add_argument("--audio", nargs="+", required=True, help="recordings (files or folders)")
+    parser.add_argument("--max-utterances", type=int, default=10, help="recordings used, spread over the list")
+    parser.add_argument("--max-seconds", type=float, default=10.0, help="first seconds of each recording")
+    parser.add_argument("--block", type=int, default=2400, help="samples per draw (the engine's block)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats; the best is kept")
+    args = parser.parse_args()
+    if args.max_utterances < 1 or args.max_seconds <= 0 or args.block < 1 or args.repeats < 1:
+        parser.error("--max-utterances, --block and --repeats must be >= 1 and --max-seconds > 0")
+    try:
+        files = spread(find_audio(args.audio), args.max_utterances)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not files:
+        parser.error(f"no audio files found in {args.audio}")
+    torch.set_num_threads(1)
+    cfg = load_voice(args.voice).config.features
+    tracker = MelPitchTracker(cfg)
+    totals = {"tracker": 0.0, "uniforms_plain": 0.0, "uniforms_pitch_sync": 0.0}
+    seconds = voiced = frames = 0.0
+    for path in files:
+        audio, rate = read_audio(path)
+        mel = log_mel(resample(audio, rate, cfg.sample_rate)[: round(args.max_seconds * cfg.sample_rate)], cfg)
+        n = mel.shape[0] * cfg.hop_length
+        periods = tracker.periods(mel)
+
+        def draws(make: object, n: int = n, periods: np.ndarray = periods) -> None:
+            src = make()  # type: ignore[operator]
+            if isinstance(src, PitchSyncUniforms):
+                src.add_periods(periods)
+            for start in range(0, n, args.block):
+                src.draw(min(args.block, n - start))
+
+        totals["tracker"] += best_of(args.repeats, lambda mel=mel: tracker.periods(mel))
+        totals["uniforms_plain"] += best_of(args.repeats, lambda: draws(lambda: UniformSource(0)))
+        totals["uniforms_pitch_sync"] += best_of(
+            args.repeats, lambda: draws(lambda: PitchSyncUniforms(0, cfg.hop_length, tracker.max_period)))
+        seconds += n / cfg.sample_rate
+        voiced += float((periods > 0).sum())
+        frames += mel.shape[0]
+        print(f"{path}: {n / cfg.sample_rate:.1f} s, {100 * (periods > 0).mean():.0f}% voiced", file=sys.stderr)
+    result = {
+        "benchmark": "bench_pitch_sync",
+        "machine": platform.processor() or platform.machine(),
+        "utterances": len(files),
+        "audio_seconds": round(seconds, 2),
+        "voiced_fraction": round(voiced / max(frames, 1.0), 3),
+        "block": args.block,
+        **{f"{k}_ms_per_audio_s": round(1000.0 * v / seconds, 3) for k, v in totals.items()},
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
