@@ -122,7 +122,8 @@ class MelPitchTracker:
         """(T, C) correlation of each frame's harmonic ripple with each candidate's."""
         mel = self._check(mel)
         ripple = _unit_rows(_whiten(mel.astype(np.float64), self.pitch.smooth_bands)[:, self.bands])  # (T, K)
-        return ripple @ self.templates.T
+        # einsum's own loop, not BLAS: a multi-threaded BLAS would compete with a server's sampler threads
+        return np.einsum("tk,ck->tc", ripple, self.templates)
 
     def f0(self, mel: np.ndarray) -> np.ndarray:
         """(T,) F0 in Hz of each frame, 0 where unvoiced."""
