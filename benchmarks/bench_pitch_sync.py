@@ -1,6 +1,7 @@
 """What pitch-synchronous sampling noise costs: the pitch tracker and the uniforms, per audio second.
 
-For each recording of ``--audio`` (the first ``--max-seconds``, at the voice's rate) the log-mel
+For each recording of ``--audio`` (the first ``--max-seconds``, at the voice's rate, quantised to
+16 bits) the log-mel
 frames are computed once; then, ``--repeats`` times each, the best time of:
 
 - ``tracker``: :meth:`models.pitch.MelPitchTracker.periods` over the whole utterance (the engine
@@ -22,16 +23,14 @@ import platform
 import sys
 import time
 
+import copy_common
 import numpy as np
-import torch
 
-from models.audio import read_audio, resample
+from models.audio import pcm_to_float
 from models.features import log_mel
 from models.pitch import MelPitchTracker
-from models.quality import find_audio, spread
 from models.samplers.base import UniformSource
 from models.samplers.pitch_sync import PitchSyncUniforms
-from models.voices import load_voice
 
 
 def best_of(repeats: int, fn: object) -> float:
@@ -46,29 +45,19 @@ def best_of(repeats: int, fn: object) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--voice", default="default", help="bundled voice name or checkpoint/voice-folder path")
-    parser.add_argument("--audio", nargs="+", required=True, help="recordings (files or folders)")
-    parser.add_argument("--max-utterances", type=int, default=10, help="recordings used, spread over the list")
-    parser.add_argument("--max-seconds", type=float, default=10.0, help="first seconds of each recording")
+    copy_common.add_arguments(parser)  # --seed and --temperature are not used here
     parser.add_argument("--block", type=int, default=2400, help="samples per draw (the engine's block)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats; the best is kept")
     args = parser.parse_args()
-    if args.max_utterances < 1 or args.max_seconds <= 0 or args.block < 1 or args.repeats < 1:
-        parser.error("--max-utterances, --block and --repeats must be >= 1 and --max-seconds > 0")
-    try:
-        files = spread(find_audio(args.audio), args.max_utterances)
-    except ValueError as exc:
-        parser.error(str(exc))
-    if not files:
-        parser.error(f"no audio files found in {args.audio}")
-    torch.set_num_threads(1)
-    cfg = load_voice(args.voice).config.features
+    if args.block < 1 or args.repeats < 1:
+        parser.error("--block and --repeats must be >= 1")
+    files, voice, _ = copy_common.load(parser, args)
+    cfg = voice.config.features
     tracker = MelPitchTracker(cfg)
     totals = {"tracker": 0.0, "uniforms_plain": 0.0, "uniforms_pitch_sync": 0.0}
     seconds = voiced = frames = 0.0
     for path in files:
-        audio, rate = read_audio(path)
-        mel = log_mel(resample(audio, rate, cfg.sample_rate)[: round(args.max_seconds * cfg.sample_rate)], cfg)
+        mel = log_mel(pcm_to_float(copy_common.read_clip(path, cfg, args.max_seconds)), cfg)
         n = mel.shape[0] * cfg.hop_length
         periods = tracker.periods(mel)
 
