@@ -31,11 +31,12 @@ import torch.nn.functional as F
 
 from models import quality
 from models.checkpoint import load_checkpoint
+from models.comb import check_comb_gain
 from models.config import N_CLASSES, VoiceConfig
 from models.data import SegmentDataset, conditioned_batch, load_prepared, read_manifest, resolve_data
 from models.frontend import FESTIVAL_PACKAGES, FestivalFrontend, FrontendUnavailable
 from models.postfilter import postfilter_gain_db
-from models.voices import card_pitch_sync, card_postfilter, card_temperature, read_card
+from models.voices import card_comb_gain, card_pitch_sync, card_postfilter, card_temperature, read_card
 from models.wavernn import WaveRNN
 from models.weights import check_temperature
 
@@ -161,6 +162,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pitch-sync", choices=("on", "off"), default=None,
                         help="pitch-synchronous sampling noise on copy and wer (default: the voice card's when the "
                              "checkpoint is a voice folder's model.pt, else off)")
+    parser.add_argument("--comb-gain", type=float, default=None,
+                        help="gain (0 .. 0.95) of the pitch post-filter on copy and wer; 0: none (default: the voice "
+                             "card's when the checkpoint is a voice folder's model.pt, else none)")
     parser.add_argument("--audio-dir", default=None,
                         help="write the vocoded audio of copy and wer under this folder (copy/, wer/)")
 
@@ -219,12 +223,23 @@ def eval_pitch_sync(checkpoint: str | Path, pitch_sync: str | None) -> bool:
     return False
 
 
+def eval_comb_gain(checkpoint: str | Path, comb_gain: float | None) -> float:
+    """``comb_gain`` checked, or else the voice card's beside ``checkpoint``, or 0 (none)."""
+    if comb_gain is not None:
+        return check_comb_gain(comb_gain)
+    card = Path(checkpoint).parent / "card.json"
+    if Path(checkpoint).name == "model.pt" and card.is_file():
+        return card_comb_gain(read_card(card))
+    return 0.0
+
+
 def run(args: argparse.Namespace) -> int:
     """``wavernn-tts eval``: print one JSON object with the checkpoint and the chosen metrics."""
     metrics = parse_metrics(args.metrics)
     args.temperature = eval_temperature(args.checkpoint, args.temperature)
     args.postfilter_db = eval_postfilter(args.checkpoint, args.postfilter_db)
     args.pitch_sync = eval_pitch_sync(args.checkpoint, args.pitch_sync)
+    args.comb_gain = eval_comb_gain(args.checkpoint, args.comb_gain)
     if "nll" in metrics and not args.data:
         raise ValueError("the nll metric needs --data (held-out utterances); or leave nll out of --metrics")
     if "copy" in metrics and not args.real:
@@ -260,6 +275,7 @@ def _run_metrics(args: argparse.Namespace, metrics: list[str], frontend: Festiva
         result["temperature"] = args.temperature
         result["postfilter_db"] = args.postfilter_db
         result["pitch_sync"] = args.pitch_sync
+        result["comb_gain"] = args.comb_gain
     if "nll" in metrics:
         result["nll"], n_utts = _nll(model.to(args.device), voice, args)
         result.update(data=list(args.data), utterances=n_utts)
@@ -269,13 +285,14 @@ def _run_metrics(args: argparse.Namespace, metrics: list[str], frontend: Festiva
         result["copy"] = quality.copy_synthesis(
             model, voice, quality.find_audio(args.real), max_utterances=args.max_utterances,
             max_seconds=args.max_seconds, seed=args.seed, temperature=args.temperature,
-            postfilter_db=args.postfilter_db, pitch_sync=args.pitch_sync, audio_dir=_audio_dir(args, "copy"))
+            postfilter_db=args.postfilter_db, pitch_sync=args.pitch_sync, comb_gain=args.comb_gain,
+            audio_dir=_audio_dir(args, "copy"))
     if frontend is not None:
         sentences = quality.spread(args.sentence or quality.EVERYDAY_SENTENCES, args.max_sentences)
         try:
             result["wer"] = quality.intelligibility(model, voice, frontend, sentences, seed=args.seed,
                                                     temperature=args.temperature, postfilter_db=args.postfilter_db,
-                                                    pitch_sync=args.pitch_sync,
+                                                    pitch_sync=args.pitch_sync, comb_gain=args.comb_gain,
                                                     audio_dir=_audio_dir(args, "wer"))
         except FrontendUnavailable as exc:
             raise ValueError(f"the wer metric needs the text frontend: {exc}") from exc

@@ -343,6 +343,7 @@ def copy_synthesis(
     temperature: float = 1.0,
     postfilter_db: float | None = None,
     pitch_sync: bool = False,
+    comb_gain: float = 0.0,
     audio_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Vocode real recordings from their own log-mel and compare the result with them.
@@ -363,6 +364,7 @@ def copy_synthesis(
         temperature: sampling temperature of the default sampler (1.0: the paper's).
         postfilter_db: gain limit of the spectral-envelope post-filter (None: none).
         pitch_sync: pitch-synchronous uniforms (:mod:`models.samplers.pitch_sync`).
+        comb_gain: gain of the pitch post-filter (:mod:`models.comb`; 0: none).
         audio_dir: if given, write each vocoded utterance there as ``<index>_<stem>.wav``.
     Returns:
         ``{"utterances": [{"file", "seconds", "pesq_wb", "stoi", "log_mel_distance",
@@ -376,7 +378,7 @@ def copy_synthesis(
     chosen = spread([Path(f) for f in files], max_utterances)
     if not chosen:
         raise ValueError("copy-synthesis needs at least one audio file")
-    vocoder = cpu_vocoder(model, voice, sampler, temperature, postfilter_db, pitch_sync)
+    vocoder = cpu_vocoder(model, voice, sampler, temperature, postfilter_db, pitch_sync, comb_gain)
     cfg, rate = voice.features, voice.features.sample_rate
     rows: list[dict[str, Any]] = []
     for i, path in enumerate(chosen):
@@ -426,6 +428,7 @@ def intelligibility(
     temperature: float = 1.0,
     postfilter_db: float | None = None,
     pitch_sync: bool = False,
+    comb_gain: float = 0.0,
     recognise: Recogniser | None = None,
     audio_dir: str | Path | None = None,
     block_samples: int = 2400,
@@ -445,6 +448,7 @@ def intelligibility(
         temperature: sampling temperature of the default sampler (1.0: the paper's).
         postfilter_db: gain limit of the spectral-envelope post-filter (None: none).
         pitch_sync: pitch-synchronous uniforms (:mod:`models.samplers.pitch_sync`).
+        comb_gain: gain of the pitch post-filter (:mod:`models.comb`; 0: none).
         recognise: default: a :class:`PocketsphinxRecogniser`.
         audio_dir: if given, write each vocoded sentence there as ``<index>.wav``.
         block_samples: samples per sampler call (the vocoder's block size).
@@ -455,7 +459,7 @@ def intelligibility(
     if not sentences:
         raise ValueError("intelligibility needs at least one sentence")
     recognise = recognise or PocketsphinxRecogniser()
-    vocoder = cpu_vocoder(model, voice, sampler, temperature, postfilter_db, pitch_sync)
+    vocoder = cpu_vocoder(model, voice, sampler, temperature, postfilter_db, pitch_sync, comb_gain)
     rate = voice.features.sample_rate
     rows: list[dict[str, Any]] = []
     for i, text in enumerate(sentences):

@@ -5,7 +5,8 @@ network once, then the sampler runs block by block over conditioning windows, wi
 randomness from a seeded :class:`~models.samplers.base.UniformSource` (or, with
 ``pitch_sync``, a :class:`~models.samplers.pitch_sync.PitchSyncUniforms` whose draws repeat once
 per pitch period read off the same features by :class:`~models.pitch.MelPitchTracker`). With a
-post-filter gain limit, each block then goes through the spectral-envelope post-filter
+comb gain, each block then goes through the pitch post-filter (:mod:`models.comb`) at that pitch,
+and with a post-filter gain limit through the spectral-envelope post-filter
 (:mod:`models.postfilter`) towards the same features.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from models.audio import float_to_pcm, pcm_to_float
+from models.comb import StreamingComb, check_comb_gain
 from models.config import VoiceConfig
 from models.features import validate_features
 from models.pitch import MelPitchTracker
@@ -42,16 +44,19 @@ class Vocoder:
         postfilter_db: gain limit (dB) of the spectral-envelope post-filter; None or 0: none.
         pitch_sync: make the sampler's uniforms repeat once per pitch period in voiced frames
             (:mod:`models.samplers.pitch_sync`).
+        comb_gain: gain of the pitch post-filter (:mod:`models.comb`), run before the envelope
+            post-filter; 0: none.
     """
 
     def __init__(self, model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None,
-                 postfilter_db: float | None = None, pitch_sync: bool = False) -> None:
+                 postfilter_db: float | None = None, pitch_sync: bool = False, comb_gain: float = 0.0) -> None:
         self.model = model.eval()
         self.voice = voice
         self.sampler: Sampler = sampler or ReferenceSampler(extract_weights(model))
         self.postfilter_db = postfilter_gain_db(postfilter_db)
         self.pitch_sync = check_pitch_sync(pitch_sync)
-        self.pitch = MelPitchTracker(voice.features) if self.pitch_sync else None
+        self.comb_gain = check_comb_gain(comb_gain)
+        self.pitch = MelPitchTracker(voice.features) if self.pitch_sync or self.comb_gain else None
 
     @torch.no_grad()
     def gate_frames(self, mel: np.ndarray) -> torch.Tensor:
@@ -67,26 +72,41 @@ class Vocoder:
         """
         if block_samples < 1:
             raise ValueError(f"block_samples must be >= 1, got {block_samples}")
-        if self.postfilter_db is None:
-            yield from self._sample(mel, seed, block_samples)
+        feats = validate_features(mel, self.voice.features)
+        periods = None if self.pitch is None else self.pitch.periods(feats)
+        comb = None
+        if self.pitch is not None and periods is not None and self.comb_gain:
+            comb = StreamingComb(self.voice.features.hop_length, self.comb_gain, self.pitch.max_period)
+            comb.add_periods(periods)
+        post = None
+        if self.postfilter_db is not None:
+            post = StreamingPostFilter(self.voice.features, self.postfilter_db)
+            post.add_target(feats)
+        if comb is None and post is None:
+            yield from self._sample(feats, seed, block_samples, periods)
             return
-        post = StreamingPostFilter(self.voice.features, self.postfilter_db)
-        post.add_target(validate_features(mel, self.voice.features))
-        for block in self._sample(mel, seed, block_samples):
-            out = post.push(pcm_to_float(block))
+        for block in self._sample(feats, seed, block_samples, periods):
+            out = pcm_to_float(block)
+            if comb is not None:
+                out = comb.push(out)
+            if post is not None:
+                out = post.push(out)
             if out.size:
                 yield float_to_pcm(out)
-        yield float_to_pcm(post.flush())
+        if post is not None:
+            yield float_to_pcm(post.flush())
 
-    def _sample(self, mel: np.ndarray, seed: int, block_samples: int) -> Iterator[np.ndarray]:
-        """The sampler's int16 blocks, before any post-filter."""
+    def _sample(self, mel: np.ndarray, seed: int, block_samples: int,
+                periods: np.ndarray | None = None) -> Iterator[np.ndarray]:
+        """The sampler's int16 blocks, before any post-filter; pitch-synchronous with ``periods``
+        (per frame) when the vocoder has ``pitch_sync``."""
         gates = self.gate_frames(mel)
         hop = self.voice.features.hop_length
         total = gates.shape[0] * hop
         rng: Uniforms = UniformSource(seed)
-        if self.pitch is not None:
+        if self.pitch_sync and self.pitch is not None:
             rng = PitchSyncUniforms(seed, hop, self.pitch.max_period)
-            rng.add_periods(self.pitch.periods(validate_features(mel, self.voice.features)))
+            rng.add_periods(self.pitch.periods(mel) if periods is None else periods)
         state = SamplerState.initial(1, self.sampler.hidden_size)
         pos = 0
         while pos < total:
@@ -116,13 +136,14 @@ class Vocoder:
 
 
 def cpu_vocoder(model: WaveRNN, voice: VoiceConfig, sampler: Sampler | None = None,
-                temperature: float = 1.0, postfilter_db: float | None = None, pitch_sync: bool = False) -> Vocoder:
+                temperature: float = 1.0, postfilter_db: float | None = None, pitch_sync: bool = False,
+                comb_gain: float = 0.0) -> Vocoder:
     """A :class:`Vocoder` over a CPU copy of ``model`` and the compiled CPU sampler (at sampling
-    ``temperature``) by default, with the post-filter at ``postfilter_db`` (None: none) and
-    pitch-synchronous uniforms if ``pitch_sync``."""
+    ``temperature``) by default, with the post-filter at ``postfilter_db`` (None: none),
+    pitch-synchronous uniforms if ``pitch_sync`` and the pitch post-filter at ``comb_gain``."""
     from models.samplers.cpu import CpuSampler
 
     if next(model.parameters()).device.type != "cpu":
         model = copy.deepcopy(model).cpu()
     return Vocoder(model, voice, sampler or CpuSampler(extract_weights(model, temperature=temperature)),
-                   postfilter_db=postfilter_db, pitch_sync=pitch_sync)
+                   postfilter_db=postfilter_db, pitch_sync=pitch_sync, comb_gain=comb_gain)

@@ -64,7 +64,8 @@ def create_app(
         metrics: the app's metrics (default: a fresh registry).
     """
     metrics = metrics or Metrics()
-    voice = partial(resolve_voice, settings.voice, settings.temperature, settings.postfilter_db, settings.pitch_sync)
+    voice = partial(resolve_voice, settings.voice, settings.temperature, settings.postfilter_db, settings.pitch_sync,
+                    settings.comb_gain)
     engine = engine or Engine(engine_config(settings), voice, observer=metrics)
     frontend = frontend or TextFrontend(settings.frontend_processes, settings.frontend)
 

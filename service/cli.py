@@ -72,12 +72,13 @@ def _vocode_to_wav(voice: Voice, mel: np.ndarray, args: argparse.Namespace) -> N
     temperature = voice.temperature if args.temperature is None else args.temperature
     postfilter_db = voice.postfilter_db if args.postfilter_db is None else args.postfilter_db
     pitch_sync = voice.pitch_sync if args.pitch_sync is None else args.pitch_sync == "on"
+    comb_gain = voice.comb_gain if args.comb_gain is None else args.comb_gain
     if voice.config.subscale is not None:
         raise ValueError(f"voice {voice.name!r} is a Subscale WaveRNN: `say` and `vocode` run plain voices; "
                          "serve it (`wavernn-tts serve`) and POST to /v1/audio/speech or /v1/vocode")
     # the compiled CPU sampler (the server's CPU path), not the per-sample torch loop
     vocoder = cpu_vocoder(voice.model, voice.config, temperature=temperature, postfilter_db=postfilter_db,
-                          pitch_sync=pitch_sync)
+                          pitch_sync=pitch_sync, comb_gain=comb_gain)
     t0 = time.perf_counter()
     last = [0.0]
 
@@ -135,7 +136,7 @@ def _cmd_pack_voice(args: argparse.Namespace) -> int:
     card = pack_voice(args.checkpoint, args.output, args.name, description=args.description,
                       reproduce=args.reproduce, quality=read_json(args.quality), speed=read_json(args.speed),
                       temperature=args.temperature, postfilter_db=args.postfilter_db,
-                      pitch_sync=args.pitch_sync, data=args.data)
+                      pitch_sync=args.pitch_sync, comb_gain=args.comb_gain, data=args.data)
     print(f"wrote {card.parent / 'model.pt'} and {card}")
     return 0
 
@@ -213,6 +214,9 @@ def _add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pitch-sync", choices=("on", "off"), default=None,
                    help="sampling noise that repeats once per pitch period in voiced frames "
                         "(default: the voice card's; docs/quality.md section 16)")
+    p.add_argument("--comb-gain", type=float, default=None,
+                   help="gain (0 .. 0.95) of the pitch post-filter, a comb at the pitch period before the "
+                        "envelope post-filter; 0: none (default: the voice card's; docs/quality.md section 16)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "with (default 0: none; docs/quality.md)")
     p.add_argument("--pitch-sync", action="store_true",
                    help="serve the voice with pitch-synchronous sampling noise (docs/quality.md section 16)")
+    p.add_argument("--comb-gain", type=float, default=0.0,
+                   help="gain (0 .. 0.95) of the pitch post-filter the voice is served with (default 0: none; "
+                        "docs/quality.md section 16)")
     p.add_argument("--data", nargs="+", metavar="SPEC",
                    help="data specs the voice was trained on, for the card's licences (default: the checkpoint's, "
                         "which name only its last run's data, e.g. a shard after a GPU piece)")

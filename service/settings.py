@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         "once per pitch period read off the log-mel features, over the card's `sampling.pitch_sync` (unset: "
         "the card's, else off). Not for a Subscale WaveRNN voice. See docs/quality.md section 16."
     )
+    comb_gain: float | None = Field(
+        None, ge=0.0, le=0.95, description="Gain of the pitch post-filter, a comb at the pitch period (read off "
+        "the log-mel features) that thins the noise between harmonics, run before the envelope post-filter, over "
+        "the card's `postfilter.comb_gain` (unset: the card's, else none; 0: none). See docs/quality.md section 16."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where samplers run: `auto` picks CUDA when available, else CPU."
     )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from models.comb import check_comb_gain
 from models.config import VoiceConfig
 from models.postfilter import postfilter_gain_db
-from models.voices import Voice, card_pitch_sync, load_voice, untrained_voice
+from models.voices import Voice, card_comb_gain, card_pitch_sync, load_voice, untrained_voice
 from models.weights import check_temperature
 
 #: A seeded, untrained tiny WaveRNN (H=32, 8 mels, hop 30): fast, for tests and smoke checks.
@@ -14,7 +15,7 @@ UNTRAINED_TINY = "untrained-tiny"
 
 
 def resolve_voice(spec: str, temperature: float | None = None, postfilter_db: float | None = None,
-                  pitch_sync: bool | None = None) -> Voice:
+                  pitch_sync: bool | None = None, comb_gain: float | None = None) -> Voice:
     """A bundled name, a checkpoint / voice-folder path, or ``untrained-tiny``.
 
     Args:
@@ -24,6 +25,8 @@ def resolve_voice(spec: str, temperature: float | None = None, postfilter_db: fl
         postfilter_db: ``TTS_POSTFILTER_DB``: if given, it replaces the card's post-filter gain
             limit (0: no post-filter).
         pitch_sync: ``TTS_PITCH_SYNC``: if given, it replaces the card's ``sampling.pitch_sync``.
+        comb_gain: ``TTS_COMB_GAIN``: if given, it replaces the card's ``postfilter.comb_gain``
+            (0: no pitch post-filter).
 
     Raises:
         ValueError: unknown name or unreadable checkpoint (with the known names); a
@@ -37,12 +40,17 @@ def resolve_voice(spec: str, temperature: float | None = None, postfilter_db: fl
     card = dict(voice.card)
     if temperature is not None:
         card["sampling"] = {**card.get("sampling", {}), "temperature": check_temperature(temperature)}
+    entry = dict(card.get("postfilter") or {})
     if postfilter_db is not None:
-        limit = postfilter_gain_db(postfilter_db)
-        card.pop("postfilter", None)
-        if limit is not None:
-            card["postfilter"] = {"max_gain_db": limit}
+        entry["max_gain_db"] = postfilter_gain_db(postfilter_db) or 0.0
+    if comb_gain is not None:
+        entry["comb_gain"] = check_comb_gain(comb_gain)
+    card.pop("postfilter", None)
+    if entry.get("max_gain_db") or entry.get("comb_gain"):
+        card["postfilter"] = {"max_gain_db": entry.get("max_gain_db", 0.0),
+                              **({"comb_gain": entry["comb_gain"]} if entry.get("comb_gain") else {})}
     if pitch_sync is not None:
         card["sampling"] = {**card.get("sampling", {}), "pitch_sync": pitch_sync}
     card_pitch_sync(card)  # refused for a subscale voice
+    card_comb_gain(card)
     return dataclasses.replace(voice, card=card)

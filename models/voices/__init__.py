@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from models.checkpoint import load_checkpoint
+from models.comb import check_comb_gain
 from models.config import VoiceConfig, config_to_dict
 from models.postfilter import postfilter_gain_db
 from models.samplers.pitch_sync import check_pitch_sync
@@ -54,6 +55,12 @@ class Voice:
         """The gain limit of the spectral-envelope post-filter the card asks for
         (``"postfilter": {"max_gain_db": D}``, :mod:`models.postfilter`), else None (off)."""
         return card_postfilter(self.card)
+
+    @property
+    def comb_gain(self) -> float:
+        """The comb gain of the pitch post-filter the card asks for
+        (``"postfilter": {..., "comb_gain": G}``, :mod:`models.comb`), else 0 (off)."""
+        return card_comb_gain(self.card)
 
     @property
     def pitch_sync(self) -> bool:
@@ -126,6 +133,25 @@ def card_postfilter(card: dict[str, Any]) -> float | None:
         raise ValueError(f"voice card of {card.get('name')!r}: {exc}") from exc
 
 
+def card_comb_gain(card: dict[str, Any]) -> float:
+    """The pitch post-filter's comb gain of a voice card (``"postfilter": {..., "comb_gain": G}``,
+    :mod:`models.comb`); 0 (off) without one.
+
+    Raises:
+        ValueError: a gain out of [0, 0.95], or a ``postfilter`` entry that is not an object.
+    """
+    entry = card.get("postfilter")
+    if entry is None:
+        return 0.0
+    if not isinstance(entry, dict):
+        raise ValueError(f"voice card of {card.get('name')!r}: 'postfilter' must be an object such as "
+                         f'{{"max_gain_db": 20, "comb_gain": 0.8}}, got {entry!r}')
+    try:
+        return check_comb_gain(entry.get("comb_gain", 0.0))
+    except ValueError as exc:
+        raise ValueError(f"voice card of {card.get('name')!r}: 'postfilter': {exc}") from exc
+
+
 def available_voices() -> list[str]:
     """Names of the bundled voices (``default`` is always available)."""
     names = {p.parent.name for p in VOICES_DIR.glob("*/model.pt")}
@@ -182,4 +208,5 @@ def _load_folder(ckpt: Path, card_path: Path, name: str) -> Voice:
     card_temperature(card)  # a bad sampling or post-filter entry fails at load, not at the first request
     card_postfilter(card)
     card_pitch_sync(card)
+    card_comb_gain(card)
     return Voice(str(card.get("name", name)), model, config, card)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from models.checkpoint import load_checkpoint, save_checkpoint
+from models.comb import check_comb_gain
 from models.config import config_to_dict
 from models.postfilter import postfilter_gain_db
 from models.samplers.pitch_sync import check_pitch_sync
@@ -66,6 +67,7 @@ def pack_voice(
     temperature: float = 1.0,
     postfilter_db: float | None = None,
     pitch_sync: bool = False,
+    comb_gain: float = 0.0,
     data: list[str] | None = None,
 ) -> Path:
     """Write a bundled voice folder from a training checkpoint.
@@ -84,6 +86,8 @@ def pack_voice(
             (``"postfilter"`` on the card, :mod:`models.postfilter`); None or 0: none.
         pitch_sync: serve it with pitch-synchronous sampling noise (``"sampling": {"pitch_sync":
             true}`` on the card, :mod:`models.samplers.pitch_sync`); not for a subscale voice.
+        comb_gain: gain of the pitch post-filter it is served with (``"postfilter": {...,
+            "comb_gain": G}`` on the card, :mod:`models.comb`); 0: none.
         data: the data specs the voice was trained on, for the card's licences and attribution;
             None takes the checkpoint's, which name only its last run's data (a shard file when
             that run was a GPU piece on shards, docs/training.md).
@@ -93,6 +97,7 @@ def pack_voice(
     temperature = check_temperature(temperature)
     postfilter_db = postfilter_gain_db(postfilter_db)
     pitch_sync = check_pitch_sync(pitch_sync)
+    comb_gain = check_comb_gain(comb_gain)
     model, voice, meta = load_checkpoint(checkpoint)
     if pitch_sync and voice.subscale is not None:
         raise ValueError("pitch-synchronous sampling is not available for a Subscale WaveRNN voice; pack it without "
@@ -111,7 +116,8 @@ def pack_voice(
         "lookahead_samples": voice.model.lookahead_samples,
         "sparsity": meta.get("sparsity") or sparsity_report(model),
         "sampling": {"temperature": temperature, **({"pitch_sync": True} if pitch_sync else {})},
-        **({"postfilter": {"max_gain_db": postfilter_db}} if postfilter_db is not None else {}),
+        **({"postfilter": {"max_gain_db": postfilter_db or 0.0, **({"comb_gain": comb_gain} if comb_gain else {})}}
+           if postfilter_db is not None or comb_gain else {}),
         "training": {
             "steps": meta.get("step"),
             "heldout_bits_per_sample": meta.get("valid"),

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from models.comb import StreamingComb
 from models.features import validate_features
 from models.pitch import MelPitchTracker
 from models.postfilter import StreamingPostFilter
@@ -105,7 +106,7 @@ class Engine:
         self._workers: list[DeviceWorker] = []
         self._queue = AdmissionQueue(config.queue_size, self._observer.queue_depth)
         self._pool: ThreadPoolExecutor | None = None
-        self._pitch: MelPitchTracker | None = None  # set at start when the voice samples pitch-synchronously
+        self._pitch: MelPitchTracker | None = None  # set at start for pitch-synchronous noise or a pitch post-filter
         self._feeders: dict[int, asyncio.Task[None]] = {}  # stream id -> feeder task
         self._closing = False
 
@@ -131,7 +132,7 @@ class Engine:
             card=dict(voice.card),
         )
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts-cond")
-        self._pitch = MelPitchTracker(cfg.features) if voice.pitch_sync else None
+        self._pitch = MelPitchTracker(cfg.features) if voice.pitch_sync or voice.comb_gain else None
         make = await asyncio.to_thread(self._make_sampler, voice)
         warm = await asyncio.to_thread(
             warm_up_block, voice, min(self.config.block_samples, cfg.features.hop_length), self.config.max_batch
@@ -147,9 +148,9 @@ class Engine:
         for worker in self._workers:
             worker.start()
         post = "off" if voice.postfilter_db is None else f"{voice.postfilter_db:g} dB"
-        log.info("engine started: voice %r (trained=%s, T=%g, post-filter %s, pitch-synchronous noise %s), "
-                 "workers %s", voice.name, voice.trained, voice.temperature, post,
-                 "on" if voice.pitch_sync else "off", [w.name for w in self._workers])
+        log.info("engine started: voice %r (trained=%s, T=%g, post-filter %s, pitch-synchronous noise %s, "
+                 "pitch post-filter gain %g), workers %s", voice.name, voice.trained, voice.temperature, post,
+                 "on" if voice.pitch_sync else "off", voice.comb_gain, [w.name for w in self._workers])
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until :meth:`is_ready` (or ``timeout`` s); returns readiness."""
@@ -208,8 +209,10 @@ class Engine:
         stream = Stream(request.seed, features.hop_length, time.monotonic() + self.config.request_timeout_s, loop,
                         max(1, round(unread_s * features.sample_rate)) if unread_s > 0 else None,
                         StreamingPostFilter(features, post_db) if post_db is not None else None,
-                        None if self._pitch is None else PitchSyncUniforms(request.seed, features.hop_length,
-                                                                           self._pitch.max_period))
+                        PitchSyncUniforms(request.seed, features.hop_length, self._pitch.max_period)
+                        if self._pitch is not None and self._voice.pitch_sync else None,
+                        StreamingComb(features.hop_length, self._voice.comb_gain, self._pitch.max_period)
+                        if self._pitch is not None and self._voice.comb_gain else None)
         stream.on_cancel = self._on_cancel
         stream.on_release = self._queue.release
         self._queue.put(stream)
@@ -246,8 +249,9 @@ class Engine:
         return out
 
     async def _condition(self, mel: np.ndarray) -> tuple[Tensor, np.ndarray | None]:
-        """(T, n_mels) -> (T, 3H) gate conditioning and, with pitch-synchronous sampling, the (T,)
-        pitch periods of the frames (else None), computed in the conditioning thread."""
+        """(T, n_mels) -> (T, 3H) gate conditioning and, with pitch-synchronous sampling or a pitch
+        post-filter, the (T,) pitch periods of the frames (else None), computed in the conditioning
+        thread."""
         voice, pool, pitch = self._voice, self._pool, self._pitch
         assert voice is not None and pool is not None
 

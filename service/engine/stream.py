@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from models.audio import float_to_pcm, pcm_to_float
+from models.comb import StreamingComb
 from models.postfilter import StreamingPostFilter
 from models.samplers.base import SamplerState, Uniforms, UniformSource, conditioning_window, window_frames
 from models.samplers.pitch_sync import PitchSyncUniforms
@@ -60,11 +61,13 @@ class Stream:
         source: the stream's uniforms (None: a :class:`UniformSource` of ``seed``); with a
             :class:`~models.samplers.pitch_sync.PitchSyncUniforms` every :meth:`append` must
             bring the chunk's pitch periods.
+        comb: the stream's pitch post-filter (:mod:`models.comb`), run by the reader before the
+            envelope post-filter; then every :meth:`append` must bring the chunk's pitch periods.
     """
 
     def __init__(self, seed: int, hop: int, deadline: float, loop: asyncio.AbstractEventLoop,
                  max_unread: int | None = None, postfilter: StreamingPostFilter | None = None,
-                 source: Uniforms | None = None) -> None:
+                 source: Uniforms | None = None, comb: StreamingComb | None = None) -> None:
         if max_unread is not None and max_unread < 1:
             raise ValueError(f"max_unread must be >= 1 sample or None, got {max_unread}")
         self.id = next(_ids)
@@ -93,6 +96,7 @@ class Stream:
         self.on_release: Callable[[], None] = _noop  # called once, at the first of end/fail/cancel
         self._released = False
         self.postfilter = postfilter  # fed and read on the event loop only (append, the reader)
+        self.comb = comb  # likewise
 
     # -- input (event loop) ----------------------------------------------------------
     def append(self, gates: Tensor, periods: np.ndarray | None = None, *, final: bool,
@@ -104,10 +108,14 @@ class Stream:
         ignored without). ``mel`` (T_k, n_mels): the chunk's log-mel frames, the post-filter's
         targets (required with a post-filter, ignored without).
         """
-        if isinstance(self.source, PitchSyncUniforms):
-            if periods is None or periods.shape[0] != gates.shape[0]:
-                raise ValueError("a pitch-synchronous stream needs each chunk's pitch periods, one per gate frame")
+        pitched = isinstance(self.source, PitchSyncUniforms) or self.comb is not None
+        if pitched and (periods is None or periods.shape[0] != gates.shape[0]):
+            raise ValueError("a stream with pitch-synchronous noise or a pitch post-filter needs each chunk's "
+                             "pitch periods, one per gate frame")
+        if periods is not None and isinstance(self.source, PitchSyncUniforms):
             self.source.add_periods(periods)  # before the frames: the worker never draws past the periods
+        if periods is not None and self.comb is not None:
+            self.comb.add_periods(periods)
         if self.postfilter is not None:
             if mel is None or mel.shape[0] != gates.shape[0]:
                 raise ValueError("a post-filtered stream needs each chunk's log-mel frames, one per gate frame")
@@ -222,9 +230,14 @@ class Stream:
     def filtered(self, pcm: np.ndarray) -> np.ndarray:
         """A delivered block through the post-filter (the reader calls it): the int16 samples now
         final, maybe none; ``pcm`` itself without a post-filter."""
-        if self.postfilter is None:
+        if self.postfilter is None and self.comb is None:
             return pcm
-        return float_to_pcm(self.postfilter.push(pcm_to_float(pcm)))
+        out = pcm_to_float(pcm)
+        if self.comb is not None:
+            out = self.comb.push(out)
+        if self.postfilter is not None:
+            out = self.postfilter.push(out)
+        return float_to_pcm(out)
 
     def filtered_tail(self) -> np.ndarray:
         """The post-filter's last int16 samples once the stream ended (empty without one)."""

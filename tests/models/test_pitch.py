@@ -11,13 +11,13 @@ import torch
 
 from models.checkpoint import save_checkpoint
 from models.config import FeatureConfig, VoiceConfig, WaveRNNConfig
-from models.evaluate import eval_pitch_sync
+from models.evaluate import eval_comb_gain, eval_pitch_sync
 from models.features import log_mel
 from models.pitch import MelPitchTracker, PitchConfig
 from models.samplers.base import UniformSource
 from models.samplers.pitch_sync import PitchSyncUniforms, check_pitch_sync, pitch_sync_reference
 from models.vocoder import Vocoder
-from models.voices import card_pitch_sync, load_voice, untrained_voice
+from models.voices import card_comb_gain, card_pitch_sync, load_voice, untrained_voice
 from models.voices.pack import pack_voice
 from models.wavernn import WaveRNN
 
@@ -163,6 +163,14 @@ def test_the_card_entry_is_checked_packed_and_read(tmp_path: Path, tiny_voice: V
     plain = pack_voice(ckpt, tmp_path / "w", "plain", description="d", reproduce="r")
     assert json.loads(plain.read_text())["sampling"] == {"temperature": 1.0}
     assert load_voice(str(tmp_path / "w")).pitch_sync is False
+    combed = pack_voice(ckpt, tmp_path / "c", "comb", description="d", reproduce="r", postfilter_db=30, comb_gain=0.8)
+    assert json.loads(combed.read_text())["postfilter"] == {"max_gain_db": 30.0, "comb_gain": 0.8}
+    loaded = load_voice(str(tmp_path / "c"))
+    assert loaded.comb_gain == 0.8 and loaded.postfilter_db == 30.0
+    assert eval_comb_gain(tmp_path / "c" / "model.pt", None) == 0.8 and eval_comb_gain(ckpt, None) == 0.0
+    assert eval_comb_gain(ckpt, 0.5) == 0.5
+    with pytest.raises(ValueError, match=r"\[0, 0.95\]"):
+        card_comb_gain({"name": "v", "postfilter": {"max_gain_db": 20, "comb_gain": 1.5}})
     # eval samples a voice folder's model.pt as served, a bare checkpoint without it, --pitch-sync over both
     assert eval_pitch_sync(tmp_path / "v" / "model.pt", None) is True
     assert eval_pitch_sync(tmp_path / "v" / "model.pt", "off") is False

@@ -233,6 +233,30 @@ def test_tts_pitch_sync_replaces_the_cards_setting(monkeypatch: pytest.MonkeyPat
     assert resolve_voice("untrained-tiny", pitch_sync=False).pitch_sync is False
 
 
+def test_tts_comb_gain_replaces_the_cards_pitch_post_filter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TTS_COMB_GAIN", "1.2")
+    with pytest.raises(ValidationError, match="comb_gain"):
+        Settings()
+    monkeypatch.setenv("TTS_COMB_GAIN", "0.8")
+    assert Settings().comb_gain == 0.8
+    monkeypatch.delenv("TTS_COMB_GAIN")
+    app = create_app(settings(voice="untrained-tiny", comb_gain=0.8, postfilter_db=10),
+                     frontend=TextFrontend(enabled=False))
+
+    async def body(c: httpx.AsyncClient) -> tuple[dict[str, Any], Any, int]:
+        assert await app.state.engine.wait_ready(10)
+        r = await c.post("/v1/vocode?response_format=pcm", content=npy(tiny_mel(10)), headers=NPY_HEADERS)
+        return (await c.get("/v1/models")).json(), app.state.engine._voice, len(r.content)
+
+    models, voice, size = serve(app, body)
+    assert models["data"][0]["card"]["postfilter"] == {"max_gain_db": 10.0, "comb_gain": 0.8}
+    assert voice.comb_gain == 0.8 and voice.postfilter_db == 10.0
+    assert size == 10 * 30 * 2
+    only = resolve_voice("untrained-tiny", comb_gain=0.5)
+    assert only.card["postfilter"] == {"max_gain_db": 0.0, "comb_gain": 0.5} and only.postfilter_db is None
+    assert "postfilter" not in resolve_voice("untrained-tiny", comb_gain=0).card
+
+
 def test_tts_postfilter_db_replaces_the_cards_post_filter(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TTS_POSTFILTER_DB", "61")
     with pytest.raises(ValidationError, match="postfilter_db"):

@@ -166,6 +166,25 @@ def test_pitch_synced_streams_are_the_pitch_synced_vocoder_and_do_not_depend_on_
     assert outs[2].shape == (18 * 30,)
 
 
+def test_pitch_post_filtered_streams_are_the_vocoders_output(voice: Voice) -> None:
+    card = {**voice.card, "sampling": {"pitch_sync": True}, "postfilter": {"max_gain_db": 20, "comb_gain": 0.8}}
+    combed = dataclasses.replace(voice, card=card)
+    mels = [tiny_mel(14, seed=6), tiny_mel(9, seed=7)]
+
+    async def body(engine: Engine) -> list[np.ndarray]:
+        streams = [await engine.submit(SynthesisRequest(m, seed=i)) for i, m in enumerate(mels)]
+        return list(await asyncio.gather(*(collect(s) for s in streams)))
+
+    outs = run_engine(combed, body)
+    for i, mel in enumerate(mels):
+        vocoder = Vocoder(voice.model, voice.config, postfilter_db=20, pitch_sync=True, comb_gain=0.8)
+        want = vocoder.vocode(mel, seed=i, block_samples=BLOCK)
+        assert outs[i].shape == want.shape
+        np.testing.assert_allclose(outs[i] / 32767.0, want / 32767.0, atol=2 / 32767, err_msg=f"stream {i}")
+        no_comb = Vocoder(voice.model, voice.config, postfilter_db=20, pitch_sync=True).vocode(mel, seed=i)
+        assert not np.array_equal(want, no_comb)  # the comb did act
+
+
 class FailingOnce:
     """Sampler factory whose first sampler raises on its second block (after the warm-up)."""
 
