@@ -42,6 +42,7 @@ def test_the_default_voice_is_bundled_trained_and_small(voice: Voice) -> None:
     assert card["quality"].get("temperature", 1.0) == voice.temperature
     assert card["quality"].get("postfilter_db") == voice.postfilter_db  # and through the post-filter it uses
     assert card["quality"].get("pitch_sync", False) == voice.pitch_sync  # and with the noise it is served with
+    assert card["quality"].get("comb_gain", 0.0) == voice.comb_gain  # and its pitch post-filter
     # the sparsity on the card is the sparsity of the weights that ship
     measured = sparsity_report(voice.model)
     assert measured["recurrent"] == card["sparsity"]["recurrent"] and measured["heads"] == card["sparsity"]["heads"]
@@ -83,12 +84,13 @@ def test_the_default_voice_gives_audio_that_follows_its_conditioning(voice: Voic
 @pytest.mark.skipif(not FestivalFrontend().available(), reason="apt-get install festival festvox-us-slt-hts")
 def test_the_default_voice_as_served_is_understood_through_the_text_path(voice: Voice) -> None:
     """The issue's check, as a user hears it: text -> Festival -> the voice at its card's temperature,
-    pitch-synchronous noise and post-filter -> pocketsphinx (docs/quality.md sections 9 and 16)."""
+    pitch-synchronous noise and post-filters -> pocketsphinx (docs/quality.md sections 9 and 16)."""
     text = "It is time to go home now."
     with FestivalFrontend() as frontend:
         mel = features_for(frontend.render_text(text), voice.config.features)
     pcm = cpu_vocoder(voice.model, voice.config, temperature=voice.temperature,
-                      postfilter_db=voice.postfilter_db, pitch_sync=voice.pitch_sync).vocode(mel, seed=0)
+                      postfilter_db=voice.postfilter_db, pitch_sync=voice.pitch_sync,
+                      comb_gain=voice.comb_gain).vocode(mel, seed=0)
     hypothesis = PocketsphinxRecogniser()(pcm_to_float(pcm), voice.config.features.sample_rate)
     assert wer(text, hypothesis) <= 1 / 7, hypothesis  # at most one word of seven
 
