@@ -30,7 +30,7 @@ sets = ["../shared/real-speech/vctk_autovc", "../shared/real-speech/librispeech_
 tuned = set(spread(find_audio(sets), 10))
 files = spread([f for f in find_audio(sets) if f not in tuned], 20)
 configs = [(False, 20.0, 0.0), (True, 20.0, 0.0), (True, 30.0, 0.0), (True, 40.0, 0.0), (True, 20.0, 0.5),
-           (True, 20.0, 0.8), (True, 30.0, 0.5), (False, 20.0, 0.8)]
+           (True, 20.0, 0.8), (True, 30.0, 0.5), (False, 20.0, 0.8), (True, 30.0, 0.8)]
 rows: dict[str, list[tuple[float, float]]] = {}
 for path in files:
     ref = pcm_to_float(read_clip(path, cfg, 4.0)).astype(np.float64)
