@@ -29,6 +29,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from models.config import FeatureConfig
 from models.features import log_mel, mel_filterbank
@@ -105,6 +106,103 @@ def _templates(cfg: FeatureConfig, pitch: PitchConfig) -> tuple[np.ndarray, np.n
     return f0s, bands, templates
 
 
+def viterbi_reference(gain: np.ndarray, move: np.ndarray, switch_cost: float) -> np.ndarray:
+    """The best path through C voiced states and one unvoiced state (the last).
+
+    Args:
+        gain: (T, C + 1) what each frame earns in each state (-inf: not allowed).
+        move: (C, C) what moving from one voiced state to another costs (<= 0), from -> to.
+        switch_cost: what switching between voiced and unvoiced costs.
+    Returns:
+        (T,) int64 state per frame; ties go to the lowest voiced state, and to staying unvoiced.
+    """
+    frames, c = gain.shape[0], gain.shape[1] - 1
+    total = gain[0].copy()  # best path score ending in each state
+    back = np.zeros((frames, c + 1), dtype=np.int64)
+    for i in range(1, frames):
+        voiced_from = total[:c, None] + move  # (C, C)
+        best_v = voiced_from.argmax(axis=0)  # (C,)
+        via_v = voiced_from[best_v, np.arange(c)]
+        via_u = total[c] - switch_cost
+        take_u = via_u > via_v
+        back[i, :c] = np.where(take_u, c, best_v)
+        new = np.empty(c + 1)
+        new[:c] = np.where(take_u, via_u, via_v)
+        from_v = total[:c].argmax()
+        stay_u = total[c]
+        back[i, c] = c if stay_u >= total[from_v] - switch_cost else from_v
+        new[c] = max(stay_u, total[from_v] - switch_cost)
+        total = new + gain[i]
+    state = np.empty(frames, dtype=np.int64)
+    state[-1] = int(total.argmax())
+    for i in range(frames - 1, 0, -1):
+        state[i - 1] = back[i, state[i]]
+    return state
+
+
+@njit(cache=True, nogil=True)
+def _track_compiled(ripple: np.ndarray, templates: np.ndarray, quiet: np.ndarray, step: float,
+                    threshold: float, switch_cost: float) -> np.ndarray:  # pragma: no cover - compiled
+    """:meth:`MelPitchTracker.scores` and :func:`viterbi_reference` in one compiled pass, state per frame,
+    for the moves ``-step * |k - j|`` between neighbouring candidates on the grid (O(C) per frame)."""
+    frames, k = ripple.shape
+    c = templates.shape[0]
+    by_band = np.ascontiguousarray(templates.T)  # (K, C): the inner loop runs along candidates
+    gain = np.zeros((frames, c + 1))
+    for i in range(frames):
+        for m in range(k):
+            r = ripple[i, m]
+            for j in range(c):
+                gain[i, j] += r * by_band[m, j]
+        if quiet[i]:
+            gain[i, :c] = -np.inf
+        gain[i, c] = threshold
+    total = gain[0].copy()
+    new = np.empty(c + 1)
+    back = np.zeros((frames, c + 1), dtype=np.int64)
+    fwd = np.empty(c, dtype=np.int64)
+    for i in range(1, frames):
+        via_u = total[c] - switch_cost
+        # move[j, k] = -step * |k - j|: the best j <= k is k or the best j for k - 1 (a forward scan),
+        # the best j >= k likewise backwards; ties keep the lower j, as argmax does
+        arg = 0
+        for to in range(c):
+            if total[to] + -(step * 0.0) > total[arg] + -(step * (to - arg)):
+                arg = to
+            fwd[to] = arg
+        arg = c - 1
+        for to in range(c - 1, -1, -1):
+            if total[to] >= total[arg] + -(step * (arg - to)):
+                arg = to
+            j = fwd[to]
+            best_f = total[j] + -(step * (to - j))
+            best_b = total[arg] + -(step * (arg - to))
+            best, barg = (best_b, arg) if best_b > best_f else (best_f, j)
+            if via_u > best:
+                back[i, to], new[to] = c, via_u
+            else:
+                back[i, to], new[to] = barg, best
+        from_v = 0
+        for fr in range(1, c):
+            if total[fr] > total[from_v]:
+                from_v = fr
+        if total[c] >= total[from_v] - switch_cost:
+            back[i, c], new[c] = c, total[c]
+        else:
+            back[i, c], new[c] = from_v, total[from_v] - switch_cost
+        for j in range(c + 1):
+            total[j] = new[j] + gain[i, j]
+    state = np.empty(frames, dtype=np.int64)
+    best_s = 0
+    for j in range(1, c + 1):
+        if total[j] > total[best_s]:
+            best_s = j
+    state[frames - 1] = best_s
+    for i in range(frames - 1, 0, -1):
+        state[i - 1] = back[i, state[i]]
+    return state
+
+
 class MelPitchTracker:
     """F0 and pitch periods of log-mel frames (see the module docstring)."""
 
@@ -120,45 +218,36 @@ class MelPitchTracker:
 
     def scores(self, mel: np.ndarray) -> np.ndarray:
         """(T, C) correlation of each frame's harmonic ripple with each candidate's."""
-        mel = self._check(mel)
-        ripple = _unit_rows(_whiten(mel.astype(np.float64), self.pitch.smooth_bands)[:, self.bands])  # (T, K)
         # einsum's own loop, not BLAS: a multi-threaded BLAS would compete with a server's sampler threads
-        return np.einsum("tk,ck->tc", ripple, self.templates)
+        return np.einsum("tk,ck->tc", self._ripple(self._check(mel)), self.templates)
 
-    def f0(self, mel: np.ndarray) -> np.ndarray:
-        """(T,) F0 in Hz of each frame, 0 where unvoiced."""
+    def _ripple(self, mel: np.ndarray) -> np.ndarray:
+        """(T, K) unit-norm whitened bands of the frames."""
+        return _unit_rows(_whiten(mel.astype(np.float64), self.pitch.smooth_bands)[:, self.bands])
+
+    def f0(self, mel: np.ndarray, fast: bool = True) -> np.ndarray:
+        """(T,) F0 in Hz of each frame, 0 where unvoiced.
+
+        ``fast`` runs the scores and the Viterbi pass compiled (:func:`_track_compiled`, numba,
+        without the GIL); else :meth:`scores` and :func:`viterbi_reference` in numpy, the readable
+        reference (parity: ``tests/models/test_pitch.py``).
+        """
         mel = self._check(mel)
         if mel.shape[0] == 0:
             return np.zeros(0)
         p = self.pitch
-        scores = self.scores(mel)  # (T, C)
-        frames, c = scores.shape
-        semitones = 12.0 * np.log2(self.f0s)
-        move = -p.jump_cost * np.abs(semitones[:, None] - semitones[None, :])  # (C, C) from -> to
-        gain = np.concatenate([scores, np.full((frames, 1), p.voicing_threshold)], axis=1)  # (T, C + 1)
+        c = self.f0s.shape[0]
+        step = p.jump_cost * 12.0 / p.per_octave  # the cost of one step of the candidate grid
+        grid = np.arange(c)
+        move = -(step * np.abs(grid[None, :] - grid[:, None]).astype(np.float64))  # (C, C) from -> to
         level = np.log(np.exp(mel[:, self.bands].astype(np.float64)).sum(axis=1))  # (T,) natural log of magnitude
         quiet = level < level.max() - p.quiet_db * np.log(10.0) / 20.0
-        gain[quiet, :c] = -np.inf
-        total = gain[0].copy()  # best path score ending in each state
-        back = np.zeros((frames, c + 1), dtype=np.int64)
-        for i in range(1, frames):
-            voiced_from = total[:c, None] + move  # (C, C)
-            best_v = voiced_from.argmax(axis=0)  # (C,)
-            via_v = voiced_from[best_v, np.arange(c)]
-            via_u = total[c] - p.switch_cost
-            take_u = via_u > via_v
-            back[i, :c] = np.where(take_u, c, best_v)
-            new = np.empty(c + 1)
-            new[:c] = np.where(take_u, via_u, via_v)
-            from_v = total[:c].argmax()
-            stay_u = total[c]
-            back[i, c] = c if stay_u >= total[from_v] - p.switch_cost else from_v
-            new[c] = max(stay_u, total[from_v] - p.switch_cost)
-            total = new + gain[i]
-        state = np.empty(frames, dtype=np.int64)
-        state[-1] = int(total.argmax())
-        for i in range(frames - 1, 0, -1):
-            state[i - 1] = back[i, state[i]]
+        if fast:
+            state = _track_compiled(self._ripple(mel), self.templates, quiet, step, p.voicing_threshold, p.switch_cost)
+        else:
+            gain = np.concatenate([self.scores(mel), np.full((mel.shape[0], 1), p.voicing_threshold)], axis=1)
+            gain[quiet, :c] = -np.inf
+            state = viterbi_reference(gain, move, p.switch_cost)
         return np.where(state < c, self.f0s[np.minimum(state, c - 1)], 0.0)
 
     def periods(self, mel: np.ndarray) -> np.ndarray:

@@ -133,6 +133,8 @@ class Engine:
         )
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts-cond")
         self._pitch = MelPitchTracker(cfg.features) if voice.pitch_sync or voice.comb_gain else None
+        if self._pitch is not None:  # compile the tracker now, not in the first request's time to first audio
+            await asyncio.to_thread(self._pitch.periods, np.zeros((2, cfg.features.n_mels), dtype=np.float32))
         make = await asyncio.to_thread(self._make_sampler, voice)
         warm = await asyncio.to_thread(
             warm_up_block, voice, min(self.config.block_samples, cfg.features.hop_length), self.config.max_batch

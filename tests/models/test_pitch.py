@@ -68,6 +68,16 @@ def test_the_tracker_follows_a_glide_and_leaves_silence_and_noise_unvoiced() -> 
     assert periods.max() <= tracker.max_period
 
 
+def test_the_compiled_tracker_matches_the_reference() -> None:
+    tracker = MelPitchTracker(CFG)
+    glide = np.geomspace(100.0, 260.0, CFG.sample_rate)
+    mels = [log_mel(voiced_tone(glide, 1.0), CFG)]
+    mels += [np.random.default_rng(s).normal(-5.0, 1.5, (200, CFG.n_mels)) for s in range(3)]
+    for mel in mels:
+        np.testing.assert_array_equal(tracker.f0(mel), tracker.f0(mel, fast=False))
+    assert (tracker.f0(mels[0]) > 0).mean() > 0.8
+
+
 def test_the_tracker_refuses_bad_frames_and_settings() -> None:
     tracker = MelPitchTracker(CFG)
     with pytest.raises(ValueError, match=r"\(T, 80\)"):
