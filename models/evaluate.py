@@ -193,44 +193,31 @@ def _audio_dir(args: argparse.Namespace, name: str) -> Path | None:
     return Path(args.audio_dir) / name if args.audio_dir else None
 
 
+def _served_card(checkpoint: str | Path) -> dict[str, Any]:
+    """The voice card beside ``checkpoint`` when it is a voice folder's ``model.pt``, else ``{}``
+    (a bare training checkpoint samples as trained: the card accessors' defaults)."""
+    card = Path(checkpoint).parent / "card.json"
+    return read_card(card) if Path(checkpoint).name == "model.pt" and card.is_file() else {}
+
+
 def eval_temperature(checkpoint: str | Path, temperature: float | None) -> float:
     """``temperature`` checked, or else that of the voice card beside ``checkpoint``, or 1.0."""
-    if temperature is not None:
-        return check_temperature(temperature)
-    card = Path(checkpoint).parent / "card.json"
-    if Path(checkpoint).name == "model.pt" and card.is_file():
-        return card_temperature(read_card(card))
-    return 1.0
+    return card_temperature(_served_card(checkpoint)) if temperature is None else check_temperature(temperature)
 
 
 def eval_postfilter(checkpoint: str | Path, postfilter_db: float | None) -> float | None:
     """``postfilter_db`` checked (0: none), or else that of the voice card beside ``checkpoint``, or None."""
-    if postfilter_db is not None:
-        return postfilter_gain_db(postfilter_db)
-    card = Path(checkpoint).parent / "card.json"
-    if Path(checkpoint).name == "model.pt" and card.is_file():
-        return card_postfilter(read_card(card))
-    return None
+    return card_postfilter(_served_card(checkpoint)) if postfilter_db is None else postfilter_gain_db(postfilter_db)
 
 
 def eval_pitch_sync(checkpoint: str | Path, pitch_sync: str | None) -> bool:
     """``pitch_sync`` ("on"/"off"), or else the voice card's beside ``checkpoint``, or off."""
-    if pitch_sync is not None:
-        return pitch_sync == "on"
-    card = Path(checkpoint).parent / "card.json"
-    if Path(checkpoint).name == "model.pt" and card.is_file():
-        return card_pitch_sync(read_card(card))
-    return False
+    return card_pitch_sync(_served_card(checkpoint)) if pitch_sync is None else pitch_sync == "on"
 
 
 def eval_comb_gain(checkpoint: str | Path, comb_gain: float | None) -> float:
     """``comb_gain`` checked, or else the voice card's beside ``checkpoint``, or 0 (none)."""
-    if comb_gain is not None:
-        return check_comb_gain(comb_gain)
-    card = Path(checkpoint).parent / "card.json"
-    if Path(checkpoint).name == "model.pt" and card.is_file():
-        return card_comb_gain(read_card(card))
-    return 0.0
+    return card_comb_gain(_served_card(checkpoint)) if comb_gain is None else check_comb_gain(comb_gain)
 
 
 def run(args: argparse.Namespace) -> int:
