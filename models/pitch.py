@@ -95,7 +95,7 @@ def _templates(cfg: FeatureConfig, pitch: PitchConfig) -> tuple[np.ndarray, np.n
     f0s = pitch.fmin * 2.0 ** (np.arange(steps + 1) / pitch.per_octave)  # (C,)
     n = 2 * cfg.n_fft
     t = np.arange(n) / cfg.sample_rate
-    phases = np.random.default_rng(0).uniform(0.0, 2.0 * np.pi, size=4096)
+    phases = np.random.default_rng(0).uniform(0.0, 2.0 * np.pi, size=int(4000.0 / pitch.fmin) + 1)
     rows = []
     for f0 in f0s:
         k = np.arange(1, int(min(4000.0, cfg.sample_rate / 2 - 1) / f0) + 1)  # (H,) harmonic numbers
@@ -221,6 +221,13 @@ class MelPitchTracker:
         # einsum's own loop, not BLAS: a multi-threaded BLAS would compete with a server's sampler threads
         return np.einsum("tk,ck->tc", self._ripple(self._check(mel)), self.templates)
 
+    def _quiet(self, mel: np.ndarray) -> np.ndarray:
+        """(T,) bool: frames more than ``quiet_db`` below the loudest, by their bands' summed magnitude."""
+        ln = mel[:, self.bands].astype(np.float64) * (np.log(10.0) if self.cfg.log_base == "10" else 1.0)
+        top = ln.max(axis=1, keepdims=True)  # (T, 1): a log-sum-exp that cannot overflow
+        level = top[:, 0] + np.log(np.exp(ln - top).sum(axis=1))  # (T,) natural log of the magnitude
+        return level < level.max() - self.pitch.quiet_db * np.log(10.0) / 20.0
+
     def _ripple(self, mel: np.ndarray) -> np.ndarray:
         """(T, K) unit-norm whitened bands of the frames."""
         return _unit_rows(_whiten(mel.astype(np.float64), self.pitch.smooth_bands)[:, self.bands])
@@ -240,8 +247,7 @@ class MelPitchTracker:
         step = p.jump_cost * 12.0 / p.per_octave  # the cost of one step of the candidate grid
         grid = np.arange(c)
         move = -(step * np.abs(grid[None, :] - grid[:, None]).astype(np.float64))  # (C, C) from -> to
-        level = np.log(np.exp(mel[:, self.bands].astype(np.float64)).sum(axis=1))  # (T,) natural log of magnitude
-        quiet = level < level.max() - p.quiet_db * np.log(10.0) / 20.0
+        quiet = self._quiet(mel)
         if fast:
             state = _track_compiled(self._ripple(mel), self.templates, quiet, step, p.voicing_threshold, p.switch_cost)
         else:

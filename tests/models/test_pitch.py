@@ -78,6 +78,19 @@ def test_the_compiled_tracker_matches_the_reference() -> None:
     assert (tracker.f0(mels[0]) > 0).mean() > 0.8
 
 
+def test_the_tracker_reads_log10_features_and_survives_extreme_levels() -> None:
+    import dataclasses
+    import warnings
+
+    cfg10 = dataclasses.replace(CFG, log_base="10")
+    audio = np.concatenate([np.zeros(CFG.sample_rate // 2, np.float32), voiced_tone(np.array(150.0), 1.0)])
+    natural, ten = MelPitchTracker(CFG).f0(log_mel(audio, CFG)), MelPitchTracker(cfg10).f0(log_mel(audio, cfg10))
+    assert np.mean((natural > 0) == (ten > 0)) > 0.95  # the quiet gate works in either log base
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow on absurdly loud frames
+        assert MelPitchTracker(CFG).f0(np.full((20, CFG.n_mels), 1e4)).shape == (20,)
+
+
 def test_the_tracker_refuses_bad_frames_and_settings() -> None:
     tracker = MelPitchTracker(CFG)
     with pytest.raises(ValueError, match=r"\(T, 80\)"):
