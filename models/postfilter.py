@@ -11,8 +11,13 @@ frame by frame:
 2. each mel band gets the gain ``target / measured`` (the log-mel difference, exponentiated),
    limited to ``max_gain_db`` either way;
 3. each STFT bin is scaled by the filterbank-weighted mean of the gains of the bands it lies
-   in, and the frames are overlap-added back with the same window (weighted overlap-add,
-   divided by the summed squared window).
+   in (a bin above every band by the nearest band's gain; a bin below the lowest band, under
+   ``fmin``, of which the features say nothing, by 0), and the frames are overlap-added back
+   with the same window (weighted overlap-add, divided by the summed squared window).
+
+Removing what lies below ``fmin`` matters: the network's own output wanders slowly around an
+offset. Served with the nearest band's gain there, its 0-10 Hz band held a median -15 dB of the
+signal's energy, against -46 dB in the recordings it copied (docs/quality.md section 17).
 
 The phase, the harmonics within a band and the fine time structure stay the network's. The gain
 limit bounds what the filter may do: it can restore a formant the network made 20 dB too weak,
@@ -71,9 +76,12 @@ class _Analysis:
         covered = np.flatnonzero(weight > 0)
         if covered.size == 0:
             raise ValueError("the feature config's mel filterbank covers no STFT bin; no post-filter is possible")
-        # bins outside every band take the gain of the nearest covered bin
+        # bins above every band take the gain of the nearest covered bin; bins below the lowest band
+        # (under fmin, of which the features say nothing) are removed: there the network's output is
+        # a slowly wandering offset, not speech (docs/quality.md section 17)
         nearest = covered[np.abs(np.arange(weight.size)[:, None] - covered[None, :]).argmin(axis=1)]  # (F,)
         self.spread = (self.fb[:, nearest] / weight[nearest]).T  # (F, M): bin gain = spread @ band gains
+        self.spread[: covered[0]] = 0.0
         # both matrices are mostly zeros (a band spans a few bins): sparse products, which also keep
         # the multi-threaded BLAS out of a server's worker threads
         self._fb_sparse = scipy.sparse.csr_matrix(self.fb)  # (M, F)

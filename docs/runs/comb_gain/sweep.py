@@ -3,41 +3,23 @@
 docs/runs/pitch_sync/probes/heldout_check.py. As served otherwise (T = 0.6, pitch-synchronous noise
 on) with the envelope post-filter at 30 and 40 dB; seed SEED. One JSON line per setting, paired
 with the served setting (comb 0.8, 30 dB).
-usage (from the repository root): python docs/runs/comb_gain/sweep.py tuned|heldout SEED"""
+usage (from the repository root): PYTHONPATH=docs/runs/comb_gain python docs/runs/comb_gain/sweep.py tuned|heldout SEED"""
 import json
 import sys
 
 import numpy as np
-import torch
+from served_probe import cfg, draws, recordings
 
-sys.path.insert(0, "benchmarks")
-from copy_common import read_clip  # noqa: E402
+from models.comb import comb_reference
+from models.postfilter import envelope_postfilter
+from models.quality import pesq_wb, stoi
 
-from models.audio import pcm_to_float  # noqa: E402
-from models.comb import comb_reference  # noqa: E402
-from models.features import log_mel  # noqa: E402
-from models.pitch import MelPitchTracker  # noqa: E402
-from models.postfilter import envelope_postfilter  # noqa: E402
-from models.quality import find_audio, pesq_wb, spread, stoi  # noqa: E402
-from models.vocoder import cpu_vocoder  # noqa: E402
-from models.voices import load_voice  # noqa: E402
-
-torch.set_num_threads(1)
 which, seed = sys.argv[1], int(sys.argv[2])
-voice = load_voice("default")
-cfg = voice.config.features
-tracker = MelPitchTracker(cfg)
-sets = ["../shared/real-speech/vctk_autovc", "../shared/real-speech/librispeech_resemblyzer"]
-tuned = spread(find_audio(sets), 10)
-files = tuned if which == "tuned" else spread([f for f in find_audio(sets) if f not in set(tuned)], 20)
+files = recordings(which)
 configs = [(db, g) for db in (30.0, 40.0) for g in (0.8, 0.85, 0.9, 0.95)]
 rows: dict[str, list[tuple[float, float]]] = {}
 for path in files:
-    ref = pcm_to_float(read_clip(path, cfg, 4.0)).astype(np.float64)
-    mel = log_mel(ref, cfg)
-    periods = tracker.periods(mel)
-    raw = pcm_to_float(cpu_vocoder(voice.model, voice.config, temperature=0.6, pitch_sync=True).vocode(mel, seed=seed))
-    raw = raw.astype(np.float64)
+    ref, mel, raw, periods = draws(path, seed)
     for db, g in configs:
         y = comb_reference(raw, periods, cfg.hop_length, g)
         out = envelope_postfilter(y, mel, cfg, db)[: ref.shape[0]].astype(np.float32)
