@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -80,20 +81,37 @@ def read_card(path: Path) -> dict[str, Any]:
     return card
 
 
+_T = TypeVar("_T")
+
+
+def _card_entry(card: dict[str, Any], key: str, example: str, required: str | None = None) -> dict[str, Any] | None:
+    """The object ``card[key]`` (None without one), or ValueError showing ``example``: not an
+    object, or one without the ``required`` field."""
+    entry = card.get(key)
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or (required is not None and required not in entry):
+        raise ValueError(f"voice card of {card.get('name')!r}: '{key}' must be an object such as {example}, "
+                         f"got {entry!r}")
+    return entry
+
+
+def _card_value(card: dict[str, Any], where: str, check: Callable[[Any], _T], value: Any) -> _T:
+    """``check(value)``, its ValueError prefixed with the voice's name and ``where``."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise ValueError(f"voice card of {card.get('name')!r}: {where}{exc}") from exc
+
+
 def card_temperature(card: dict[str, Any]) -> float:
     """The sampling temperature of a voice card (1.0 without a ``sampling`` entry).
 
     Raises:
         ValueError: a ``sampling`` entry that is not an object, or a temperature out of range.
     """
-    sampling = card.get("sampling", {})
-    if not isinstance(sampling, dict):
-        raise ValueError(f"voice card of {card.get('name')!r}: 'sampling' must be an object such as "
-                         f'{{"temperature": 0.6}}, got {sampling!r}')
-    try:
-        return check_temperature(sampling.get("temperature", 1.0))
-    except ValueError as exc:
-        raise ValueError(f"voice card of {card.get('name')!r}: {exc}") from exc
+    sampling = _card_entry(card, "sampling", '{"temperature": 0.6}') or {}
+    return _card_value(card, "", check_temperature, sampling.get("temperature", 1.0))
 
 
 def card_pitch_sync(card: dict[str, Any]) -> bool:
@@ -103,12 +121,8 @@ def card_pitch_sync(card: dict[str, Any]) -> bool:
     Raises:
         ValueError: a value that is not true or false, or one asked of a subscale voice.
     """
-    card_temperature(card)  # the sampling entry is an object
-    value = card.get("sampling", {}).get("pitch_sync", False)
-    try:
-        on = check_pitch_sync(value)
-    except ValueError as exc:
-        raise ValueError(f"voice card of {card.get('name')!r}: 'sampling': {exc}") from exc
+    sampling = _card_entry(card, "sampling", '{"temperature": 0.6}') or {}
+    on = _card_value(card, "'sampling': ", check_pitch_sync, sampling.get("pitch_sync", False))
     if on and card.get("subscale"):
         raise ValueError(f"voice card of {card.get('name')!r}: pitch_sync is not available for a subscale voice; "
                          "set 'sampling': {'pitch_sync': false}")
@@ -121,16 +135,8 @@ def card_postfilter(card: dict[str, Any]) -> float | None:
     Raises:
         ValueError: a ``postfilter`` entry that is not ``{"max_gain_db": D}`` with D in [0, 60].
     """
-    entry = card.get("postfilter")
-    if entry is None:
-        return None
-    if not isinstance(entry, dict) or "max_gain_db" not in entry:
-        raise ValueError(f"voice card of {card.get('name')!r}: 'postfilter' must be an object such as "
-                         f'{{"max_gain_db": 20}} (0: off), got {entry!r}')
-    try:
-        return postfilter_gain_db(entry["max_gain_db"])
-    except ValueError as exc:
-        raise ValueError(f"voice card of {card.get('name')!r}: {exc}") from exc
+    entry = _card_entry(card, "postfilter", '{"max_gain_db": 20} (0: off)', required="max_gain_db")
+    return None if entry is None else _card_value(card, "", postfilter_gain_db, entry["max_gain_db"])
 
 
 def card_comb_gain(card: dict[str, Any]) -> float:
@@ -140,16 +146,8 @@ def card_comb_gain(card: dict[str, Any]) -> float:
     Raises:
         ValueError: a gain out of [0, 0.95], or a ``postfilter`` entry that is not an object.
     """
-    entry = card.get("postfilter")
-    if entry is None:
-        return 0.0
-    if not isinstance(entry, dict):
-        raise ValueError(f"voice card of {card.get('name')!r}: 'postfilter' must be an object such as "
-                         f'{{"max_gain_db": 20, "comb_gain": 0.8}}, got {entry!r}')
-    try:
-        return check_comb_gain(entry.get("comb_gain", 0.0))
-    except ValueError as exc:
-        raise ValueError(f"voice card of {card.get('name')!r}: 'postfilter': {exc}") from exc
+    entry = _card_entry(card, "postfilter", '{"max_gain_db": 20, "comb_gain": 0.8}') or {}
+    return _card_value(card, "'postfilter': ", check_comb_gain, entry.get("comb_gain", 0.0))
 
 
 def available_voices() -> list[str]:
